@@ -1,0 +1,1 @@
+"""Client-facing dialects. Nothing in here knows a Kimi wire name."""

@@ -1,0 +1,141 @@
+"""Configuration: TOML file, then environment overrides, into frozen dataclasses.
+
+Every problem (unreadable file, unknown key, wrong type) raises ConfigError with one line that
+names the key, so startup stops with a message a user can act on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_keys: tuple[str, ...] = ()
+    max_body_mb: int = 140
+    log_level: str = "info"
+    keepalive_seconds: float = 15.0
+    shutdown_grace_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class KimiConfig:
+    base_url: str = "https://www.kimi.com"
+    auth_url: str = "https://auth.kimi.com"
+    tokens: tuple[str, ...] = ()
+    connect_timeout_seconds: float = 10.0
+    idle_timeout_seconds: float = 90.0
+    delete_chats: bool = True
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    max_streams_per_account: int = 1
+    queue_timeout_seconds: float = 30.0
+    refresh_margin_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    path: str = "kimi-gateway.sqlite3"
+    conversation_ttl_days: float = 7.0
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    kimi: KimiConfig = field(default_factory=KimiConfig)
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    source: str = "<defaults>"
+
+
+SECTIONS = {"server": ServerConfig, "kimi": KimiConfig, "pool": PoolConfig, "store": StoreConfig}
+
+# Environment variable -> (section, key). Lists are comma-separated.
+ENV_OVERRIDES = {
+    "HOST": ("server", "host"),
+    "PORT": ("server", "port"),
+    "API_KEYS": ("server", "api_keys"),
+    "LOG_LEVEL": ("server", "log_level"),
+    "KIMI_TOKENS": ("kimi", "tokens"),
+    "KIMI_BASE_URL": ("kimi", "base_url"),
+    "KIMI_AUTH_URL": ("kimi", "auth_url"),
+    "STORE_PATH": ("store", "path"),
+}
+
+
+def load_config(path: str | None, env: dict[str, str] | None = None) -> Config:
+    raw: dict = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                raw = tomllib.load(f)
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    sections = {}
+    for name, value in raw.items():
+        if name not in SECTIONS:
+            raise ConfigError(f"unknown config section [{name}] (known: {', '.join(SECTIONS)})")
+        if not isinstance(value, dict):
+            raise ConfigError(f"[{name}] must be a table")
+        sections[name] = dict(value)
+    for var, (section, key) in ENV_OVERRIDES.items():
+        value = (env if env is not None else os.environ).get(var)
+        if value is not None and value != "":
+            sections.setdefault(section, {})[key] = _from_env(var, value, SECTIONS[section], key)
+    built = {name: _build(name, cls, sections.get(name, {})) for name, cls in SECTIONS.items()}
+    return Config(**built, source=path or "<defaults>")
+
+
+def _from_env(var: str, value: str, cls, key: str):
+    kind = _field_types(cls)[key]
+    if kind is tuple:
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if kind is int:
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"environment variable {var} must be an integer, got {value!r}") from None
+    return value
+
+
+def _field_types(cls) -> dict[str, type]:
+    types = {"str": str, "int": int, "float": float, "bool": bool}
+    out = {}
+    for f in dataclasses.fields(cls):
+        out[f.name] = tuple if f.type.startswith("tuple") else types[f.type]
+    return out
+
+
+def _build(section: str, cls, values: dict):
+    types = _field_types(cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in types:
+            raise ConfigError(f"unknown config key [{section}] {key} (known: {', '.join(types)})")
+        kwargs[key] = _check(f"[{section}] {key}", types[key], value)
+    return cls(**kwargs)
+
+
+def _check(name: str, kind: type, value):
+    if kind is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{name} must be a list of strings")
+        return tuple(value)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+        raise ConfigError(f"{name} must be {kind.__name__}, got {type(value).__name__}")
+    return value

@@ -1,0 +1,1 @@
+"""Kimi's web protocol. Nothing in here knows an OpenAI name."""

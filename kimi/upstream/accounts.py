@@ -1,0 +1,145 @@
+"""Kimi accounts and the pool that hands them out.
+
+An account is one Kimi login: its current access token, its ClientSession and its health.
+The pool picks the least-busy healthy account (round-robin among equals), limits streams per
+account, and makes a request wait a bounded time when all are busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+
+import aiohttp
+
+from ..errors import RateLimited, Unauthorized, UpstreamUnavailable
+from .tokens import alias_for, expires_at, token_kind
+
+HEALTHY, COOLING, DEAD = "healthy", "cooling", "dead"
+
+
+class Account:
+    def __init__(self, token: str, *, origin: str = "config"):
+        self.alias = alias_for(token)
+        self.origin = origin                # "config" or "client" (pass-through)
+        self.kind = token_kind(token)
+        self.access_token: str | None = token if self.kind == "access" else None
+        self.refresh_token: str | None = token if self.kind == "refresh" else None
+        self.in_flight = 0
+        self.state = HEALTHY
+        self.cooldown_until = 0.0
+        self.last_error: str | None = None
+        self.session: aiohttp.ClientSession | None = None
+        self.last_used = 0.0
+
+    @property
+    def expires_at(self) -> float | None:
+        return expires_at(self.access_token) if self.access_token else None
+
+    def usable(self, now: float) -> bool:
+        if self.state == COOLING and now >= self.cooldown_until:
+            self.state = HEALTHY
+        return self.state == HEALTHY
+
+    def mark_dead(self, reason: str) -> None:
+        self.state, self.last_error = DEAD, reason
+
+    def cool_down(self, seconds: float, reason: str) -> None:
+        self.state, self.last_error = COOLING, reason
+        self.cooldown_until = max(self.cooldown_until, time.time() + seconds)
+
+    def status(self) -> dict:
+        return {"id": self.alias, "origin": self.origin, "state": self.state,
+                "cooldown_until": self.cooldown_until if self.state == COOLING else None,
+                "in_flight": self.in_flight, "last_error": self.last_error,
+                "token_kind": self.kind, "access_expires_at": self.expires_at}
+
+
+class AccountPool:
+    def __init__(self, tokens: tuple[str, ...], new_session, *, max_streams: int = 1,
+                 queue_timeout: float = 30.0, max_client_accounts: int = 1024):
+        self.accounts = [Account(t) for t in dict.fromkeys(tokens)]
+        self._client_accounts: dict[str, Account] = {}
+        self._new_session = new_session
+        self.max_streams = max_streams
+        self.queue_timeout = queue_timeout
+        self._max_client_accounts = max_client_accounts
+        self._turn = itertools.count()
+        self._freed = asyncio.Condition()
+
+    def for_client_tokens(self, tokens: list[str]) -> list[Account]:
+        """Pass-through credentials: one cached Account per distinct token."""
+        out = []
+        for token in tokens:
+            acct = self._client_accounts.get(token)
+            if acct is None:
+                if len(self._client_accounts) >= self._max_client_accounts:
+                    self._evict_idle_client_account()
+                acct = self._client_accounts[token] = Account(token, origin="client")
+            out.append(acct)
+        return out
+
+    def _evict_idle_client_account(self) -> None:
+        idle = [(a.last_used, t) for t, a in self._client_accounts.items() if not a.in_flight]
+        if idle:
+            acct = self._client_accounts.pop(min(idle)[1])
+            if acct.session is not None:
+                asyncio.get_running_loop().create_task(acct.session.close())
+
+    def session(self, account: Account) -> aiohttp.ClientSession:
+        if account.session is None or account.session.closed:
+            account.session = self._new_session()
+        return account.session
+
+    async def acquire(self, candidates: list[Account], exclude: set[str] = frozenset()) -> Account:
+        deadline = time.monotonic() + self.queue_timeout
+        async with self._freed:
+            while True:
+                pick = self._pick(candidates, exclude)
+                if pick is not None:
+                    pick.in_flight += 1
+                    pick.last_used = time.time()
+                    return pick
+                self._raise_if_hopeless(candidates, exclude)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise RateLimited(f"all {len(candidates)} Kimi account(s) are busy; "
+                                      f"waited {self.queue_timeout:g}s, try again shortly",
+                                      code="accounts_busy", retry_after=1)
+                try:
+                    await asyncio.wait_for(self._freed.wait(), timeout=min(remaining, 1.0))
+                except TimeoutError:
+                    pass    # re-check cooldowns that ended meanwhile
+
+    async def release(self, account: Account) -> None:
+        account.in_flight -= 1
+        async with self._freed:
+            self._freed.notify_all()
+
+    def _pick(self, candidates: list[Account], exclude) -> Account | None:
+        now = time.time()
+        free = [a for a in candidates if a.alias not in exclude and a.usable(now)
+                and a.in_flight < self.max_streams]
+        if not free:
+            return None
+        least = min(a.in_flight for a in free)
+        free = [a for a in free if a.in_flight == least]
+        return free[next(self._turn) % len(free)]
+
+    def _raise_if_hopeless(self, candidates: list[Account], exclude) -> None:
+        left = [a for a in candidates if a.alias not in exclude and a.state != DEAD]
+        if left:
+            return
+        if not candidates:
+            raise Unauthorized("no Kimi account is configured: set [kimi] tokens or send "
+                               "'Authorization: Bearer <kimi token>'", code="no_accounts")
+        reasons = "; ".join(sorted({a.last_error or "unusable" for a in candidates}))
+        if all(a.origin == "client" for a in candidates):
+            raise Unauthorized(f"Kimi rejected the token(s): {reasons}", code="invalid_kimi_token")
+        raise UpstreamUnavailable(f"no usable Kimi account: {reasons}", code="no_usable_account")
+
+    async def close(self) -> None:
+        for acct in self.accounts + list(self._client_accounts.values()):
+            if acct.session is not None:
+                await acct.session.close()

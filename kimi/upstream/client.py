@@ -1,0 +1,119 @@
+"""Calls to Kimi over aiohttp: the streaming Chat call and the unary calls.
+
+Each account owns one persistent ClientSession (its own connection pool, so a stream read to
+its end-stream frame leaves the connection warm for the next request).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import orjson
+
+from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from .decode import map_connect_error
+from .framing import FLAG_END_STREAM, ConnectFrameDecoder, encode_frame
+from .tokens import jwt_claims
+
+CHAT_PATH = "/apiv2/kimi.gateway.chat.v1.ChatService/Chat"
+DELETE_PATH = "/apiv2/kimi.chat.v1.ChatService/DeleteChat"
+CANCEL_PATH = "/apiv2/kimi.gateway.chat.v1.ChatService/CancelChat"
+MODELS_PATH = "/apiv2/kimi.gateway.config.v1.ConfigService/GetAvailableModels"
+USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/140.0.0.0 Safari/537.36")
+MAX_ERROR_BODY = 64 * 1024
+
+
+class KimiClient:
+    def __init__(self, base_url: str, connect_timeout: float, idle_timeout: float):
+        self.base_url = base_url.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout,
+                                              sock_read=idle_timeout)
+        self._unary_timeout = aiohttp.ClientTimeout(total=connect_timeout + idle_timeout,
+                                                    sock_connect=connect_timeout)
+
+    def new_session(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(timeout=self._timeout, auto_decompress=True,
+                                     connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300))
+
+    def headers(self, token: str, content_type: str) -> dict[str, str]:
+        claims = jwt_claims(token) or {}
+        h = {"Authorization": f"Bearer {token}", "Content-Type": content_type,
+             "Connect-Protocol-Version": "1", "X-Msh-Platform": "web", "User-Agent": USER_AGENT,
+             "Origin": self.base_url, "Referer": self.base_url + "/"}
+        for header, claim in (("X-Msh-Device-Id", "device_id"), ("X-Msh-Session-Id", "ssid"),
+                              ("X-Traffic-Id", "sub")):
+            if claims.get(claim):
+                h[header] = str(claims[claim])
+        return h
+
+    async def chat(self, session: aiohttp.ClientSession, headers: dict,
+                   payload: dict) -> AsyncIterator[dict]:
+        """Yields each data frame's JSON; raises the mapped error of an error frame."""
+        try:
+            async with session.post(self.base_url + CHAT_PATH, data=encode_frame(payload),
+                                    headers=headers) as resp:
+                if resp.status != 200:
+                    raise await _http_error(resp)
+                decoder = ConnectFrameDecoder()
+                loads = orjson.loads
+                async for data in resp.content.iter_any():
+                    for flags, body in decoder.feed(data):
+                        obj = loads(body) if body else {}
+                        if flags & FLAG_END_STREAM:
+                            if isinstance(obj, dict) and obj.get("error"):
+                                raise map_connect_error(obj["error"])
+                            return
+                        if isinstance(obj, dict):
+                            yield obj
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise UpstreamTimeout("Kimi went silent: no data within the idle timeout",
+                                  code="upstream_idle_timeout", retryable=True) from None
+        except aiohttp.ClientPayloadError:
+            raise UpstreamError("Kimi's stream was cut off", code="upstream_stream_interrupted",
+                                retryable=True) from None
+        except aiohttp.ClientConnectionError as e:
+            raise UpstreamUnavailable(f"cannot reach Kimi: {type(e).__name__}",
+                                      code="upstream_unreachable", retryable=True) from None
+        except orjson.JSONDecodeError:
+            raise UpstreamError("Kimi sent a frame that is not JSON", code="upstream_bad_frame") from None
+        raise UpstreamError("Kimi's stream ended without its end-stream frame",
+                            code="upstream_stream_interrupted", retryable=True)
+
+    async def unary(self, session: aiohttp.ClientSession, token: str, path: str,
+                    body: dict, base_url: str | None = None) -> dict:
+        url = (base_url or self.base_url).rstrip("/") + path
+        try:
+            async with session.post(url, data=orjson.dumps(body), timeout=self._unary_timeout,
+                                    headers=self.headers(token, "application/json")) as resp:
+                if resp.status != 200:
+                    raise await _http_error(resp)
+                data = await resp.read()
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise UpstreamTimeout(f"Kimi did not answer {path.rsplit('/', 1)[-1]} in time",
+                                  code="upstream_timeout", retryable=True) from None
+        except aiohttp.ClientError as e:
+            raise UpstreamUnavailable(f"cannot reach Kimi: {type(e).__name__}",
+                                      code="upstream_unreachable", retryable=True) from None
+        try:
+            obj = orjson.loads(data) if data else {}
+        except orjson.JSONDecodeError:
+            raise UpstreamError("Kimi answered with something that is not JSON") from None
+        return obj if isinstance(obj, dict) else {}
+
+
+async def _http_error(resp: aiohttp.ClientResponse):
+    body = await resp.content.read(MAX_ERROR_BODY)
+    try:
+        err = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        err = {}
+    if isinstance(err, dict) and isinstance(err.get("error"), dict):
+        err = err["error"]
+    if not isinstance(err, dict) or not (err.get("code") or err.get("message")):
+        err = {"message": f"HTTP {resp.status}"}
+    retry_after = None
+    if resp.headers.get("Retry-After", "").strip().isdigit():
+        retry_after = float(resp.headers["Retry-After"])
+    return map_connect_error(err, http_status=resp.status, retry_after=retry_after)

@@ -1,0 +1,45 @@
+"""Kimi token kinds, read from the JWT claims without verifying them (we are not the issuer)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+
+import orjson
+
+
+def jwt_claims(token: str) -> dict | None:
+    parts = token.split(".")
+    if len(parts) != 3 or not token.startswith("eyJ"):
+        return None
+    try:
+        raw = parts[1] + "=" * (-len(parts[1]) % 4)
+        claims = orjson.loads(base64.urlsafe_b64decode(raw))
+    except (ValueError, orjson.JSONDecodeError):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def token_kind(token: str) -> str:
+    """"access" for a usable Kimi access JWT, else "refresh" (how every Gen B client decides)."""
+    claims = jwt_claims(token)
+    if claims and claims.get("typ") == "access" and claims.get("app_id", "kimi") == "kimi":
+        return "access"
+    return "refresh"
+
+
+def expires_at(token: str) -> float | None:
+    claims = jwt_claims(token)
+    exp = claims.get("exp") if claims else None
+    return float(exp) if isinstance(exp, (int, float)) else None
+
+
+def is_expired(token: str, margin: float = 0.0, now: float | None = None) -> bool:
+    exp = expires_at(token)
+    return exp is not None and (now or time.time()) >= exp - margin
+
+
+def alias_for(token: str) -> str:
+    """A stable, non-reversible name for logs and status pages."""
+    return "acct-" + hashlib.sha256(token.encode()).hexdigest()[:10]

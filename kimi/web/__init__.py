@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every dialect: errors, auth, SSE, request logs."""

@@ -1,0 +1,9 @@
+"""Typed slots for the app-wide objects (filled in by kimi.app)."""
+
+from typing import Any
+
+from aiohttp import web
+
+CONFIG = web.AppKey("config", Any)
+SERVICE = web.AppKey("service", Any)
+STARTED_AT = web.AppKey("started_at", float)

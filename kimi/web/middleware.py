@@ -1,0 +1,66 @@
+"""Error rendering, request ids and the one log line per request."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+import orjson
+from aiohttp import web
+
+from ..canonical.request import Trace
+from ..errors import GatewayError
+
+log = logging.getLogger("kimi.access")
+TRACE = web.RequestKey("trace", Trace)
+
+
+def error_response(e: GatewayError) -> web.Response:
+    headers = {"Retry-After": str(int(e.retry_after))} if e.retry_after else None
+    return web.Response(status=e.status, body=orjson.dumps(e.body()),
+                        content_type="application/json", headers=headers)
+
+
+def _http_error(e: web.HTTPException) -> GatewayError:
+    err = GatewayError(e.reason if e.status != 413 else
+                       "the request body is too large", code=f"http_{e.status}")
+    err.status = e.status
+    err.type = "invalid_request_error" if e.status < 500 else "server_error"
+    if e.status == 404:
+        err.type = "not_found_error"
+    return err
+
+
+@web.middleware
+async def errors_and_logs(request: web.Request, handler):
+    trace = Trace(request_id=request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex[:16],
+                  route=f"{request.method} {request.path}", started=time.monotonic())
+    request[TRACE] = trace
+    try:
+        resp = await handler(request)
+    except GatewayError as e:
+        resp = error_response(e)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        resp = error_response(_http_error(e))
+        if e.status == 405:
+            resp.headers["Allow"] = e.headers.get("Allow", "")
+    except Exception:
+        log.exception("internal error in request %s", trace.request_id)
+        resp = error_response(GatewayError("internal error; see the gateway log for request "
+                                           f"{trace.request_id}", code="internal_error"))
+    trace.status = trace.status or resp.status
+    if not resp.prepared:
+        resp.headers["X-Request-Id"] = trace.request_id
+    log_request(trace)
+    return resp
+
+
+def log_request(trace: Trace) -> None:
+    now = time.monotonic()
+    ttft = f"{(trace.first_token - trace.started) * 1000:.1f}ms" if trace.first_token else "-"
+    log.info("request id=%s route=%r model=%s account=%s status=%s ttft=%s duration=%.1fms%s",
+             trace.request_id, trace.route, trace.model or "-", trace.account or "-", trace.status,
+             ttft, (now - trace.started) * 1000, f" note={trace.note}" if trace.note else "")

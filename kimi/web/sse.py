@@ -1,0 +1,93 @@
+"""Server-sent events to the client: one write per event, no buffering anywhere.
+
+The response is prepared lazily, at the first content event, so that an error before any
+content still gets its real HTTP status (and the chat service may fail over meanwhile).
+While the upstream is silent (thinking, searching) a comment line keeps proxies and clients
+from timing out; once that has gone out, a later error is sent in band.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import aclosing
+
+from aiohttp import web
+
+from ..canonical.events import Started
+from ..errors import GatewayError
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache, no-transform",
+    "X-Accel-Buffering": "no",      # nginx: do not buffer this response
+    "Connection": "keep-alive",
+}
+KEEPALIVE = b": keep-alive\n\n"
+
+
+class SSEStream:
+    def __init__(self, request: web.Request, *, keepalive: float, headers: dict | None = None):
+        self.request = request
+        self.resp = web.StreamResponse(headers={**SSE_HEADERS, **(headers or {})})
+        self.keepalive = keepalive
+        self.accepted = False
+        self.last_write = time.monotonic()
+        self._starting: asyncio.Lock | None = asyncio.Lock()
+
+    async def _start(self) -> None:
+        lock = self._starting
+        if lock is None:
+            return
+        async with lock:
+            if self._starting is not None:
+                await self.resp.prepare(self.request)
+                self._starting = None
+
+    async def write(self, data: bytes) -> None:
+        if self._starting is not None:
+            await self._start()
+        await self.resp.write(data)
+        self.last_write = time.monotonic()
+
+    async def _keep_alive(self) -> None:
+        while True:
+            await asyncio.sleep(max(0.05, self.last_write + self.keepalive - time.monotonic()))
+            if self.accepted and time.monotonic() - self.last_write >= self.keepalive:
+                await self.write(KEEPALIVE)
+
+    async def run(self, events, encode, head: bytes, tail, on_error) -> web.StreamResponse:
+        """Write `head` before the first content, `encode(ev)` per event, `tail()` at the end;
+        `on_error(e)` gives the in-band bytes for an error after the response started."""
+        ticker = asyncio.get_running_loop().create_task(self._keep_alive())
+        self.disconnected = False
+        try:
+            async with aclosing(events):
+                try:
+                    async for ev in events:
+                        if type(ev) is Started:
+                            self.accepted = True
+                            continue
+                        data = encode(ev)
+                        if data is None:
+                            continue
+                        if head:
+                            await self.write(head)
+                            head = b""
+                        await self.write(data)
+                except GatewayError as e:
+                    if self._starting is not None and not self.resp.prepared:
+                        raise
+                    await self.write(on_error(e))
+            await self.write(tail())
+            await self.resp.write_eof()
+        except ConnectionResetError:
+            # The client went away; closing `events` above cancelled and cleaned up upstream.
+            self.disconnected = True
+        finally:
+            ticker.cancel()
+        return self.resp
+
+    @property
+    def started(self) -> bool:
+        return self.resp.prepared

@@ -1,0 +1,78 @@
+"""Config loading: defaults, TOML, environment overrides, and one clear line per mistake."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kimi.config import ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write(tmp_path, text):
+    p = tmp_path / "config.toml"
+    p.write_text(text)
+    return str(p)
+
+
+def test_example_config_is_valid_and_documents_every_key():
+    cfg = load_config(str(ROOT / "config.example.toml"), env={})
+    assert cfg.kimi.base_url == "https://www.kimi.com"
+    assert cfg.kimi.auth_url == "https://auth.kimi.com"
+    text = (ROOT / "config.example.toml").read_text()
+    import dataclasses
+    for section in ("server", "kimi", "pool", "store"):
+        for f in dataclasses.fields(getattr(cfg, section)):
+            assert f"{f.name} =" in text, f"[{section}] {f.name} is not in config.example.toml"
+
+
+def test_values_and_env_overrides(tmp_path):
+    path = write(tmp_path, '[server]\nport = 9000\napi_keys = ["k1"]\n[kimi]\ntokens = ["a"]\n[store]\npath = "x.db"\n')
+    cfg = load_config(path, env={"KIMI_TOKENS": "t1, t2", "PORT": "9100"})
+    assert cfg.server.port == 9100
+    assert cfg.server.api_keys == ("k1",)
+    assert cfg.kimi.tokens == ("t1", "t2")
+    assert cfg.store.path == "x.db"
+
+
+@pytest.mark.parametrize("text,words", [
+    ("[server]\nprot = 1\n", "[server] prot"),
+    ("[servr]\nport = 1\n", "[servr]"),
+    ("[server]\nport = \"80\"\n", "[server] port must be int"),
+    ("[kimi]\ntokens = \"abc\"\n", "[kimi] tokens must be a list of strings"),
+    ("[kimi]\ndelete_chats = 1\n", "[kimi] delete_chats must be bool"),
+    ("[server\n", "not valid TOML"),
+])
+def test_mistakes_name_the_key(tmp_path, text, words):
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, text), env={})
+    assert words in str(e.value)
+
+
+def test_unreadable_file():
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config("/nonexistent/config.toml", env={})
+
+
+def test_bad_env_value():
+    with pytest.raises(ConfigError, match="PORT"):
+        load_config(None, env={"PORT": "eighty"})
+
+
+def test_startup_stops_with_one_line(tmp_path):
+    path = write(tmp_path, "[server]\nprot = 1\n")
+    proc = subprocess.run([sys.executable, str(ROOT / "gateway.py"), "-c", path],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0
+    assert "[server] prot" in proc.stderr
+
+
+def test_check_config(tmp_path):
+    path = write(tmp_path, '[kimi]\ntokens = ["a", "b"]\n')
+    proc = subprocess.run([sys.executable, str(ROOT / "gateway.py"), "-c", path, "--check-config"],
+                          capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin"})
+    assert proc.returncode == 0, proc.stderr
+    assert "2 account(s)" in proc.stdout
