@@ -4,6 +4,7 @@ official openai SDK as the client."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 
 import openai
@@ -35,9 +36,70 @@ class Gateway:
         return openai.AsyncOpenAI(base_url=self.url + "/v1", api_key=api_key, max_retries=0, **kw)
 
 
+# Everything a whole test run logged, and every secret and prompt it used: checked at the end
+# of the session (see pytest_sessionfinish). Test-side bookkeeping only.
+LOG_LINES: list[str] = []
+LOG_FILES: list[str] = []
+STATES: list[EmulatorState] = []
+
+
+class _Capture(logging.Handler):
+    def emit(self, record):
+        LOG_LINES.append(self.format(record))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def capture_all_logs():
+    handler = _Capture(level=logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(name)s %(message)s"))
+    root = logging.getLogger()
+    old = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield
+    root.removeHandler(handler)
+    root.setLevel(old)
+
+
+def _secrets_and_prompts() -> set[str]:
+    found = set()
+    for state in STATES:
+        for call in state.calls:
+            auth = call.headers.get("Authorization") or call.headers.get("authorization") or ""
+            if auth.startswith("Bearer "):
+                found.add(auth[7:])
+            if isinstance(call.body, dict) and call.body.get("refresh_token"):
+                found.add(call.body["refresh_token"])
+        for req in state.chat_requests:
+            for block in req.get("message", {}).get("blocks", []):
+                text = (block.get("text") or {}).get("content") or ""
+                if len(text) >= 12:
+                    found.add(text)
+    return {s for s in found if len(s) >= 12}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    texts = list(LOG_LINES)
+    for name in LOG_FILES:
+        try:
+            texts.append(open(name, encoding="utf-8", errors="replace").read())
+        except OSError:
+            pass
+    blob = "\n".join(texts)
+    leaks = [s for s in _secrets_and_prompts() if s in blob]
+    if leaks:
+        print(f"\nFAILED: {len(leaks)} token(s) or prompt(s) appeared in the logs of this run, "
+              f"e.g. one starting {leaks[0][:6]!r}")
+        session.exitstatus = 1
+    elif STATES:
+        print(f"\nlog check: {len(blob.splitlines())} log lines hold none of "
+              f"{len(_secrets_and_prompts())} tokens/prompts used")
+
+
 @pytest.fixture
 async def emu(aiohttp_server):
     state = EmulatorState()
+    STATES.append(state)
     server = await aiohttp_server(create_emulator(state))
     return Emu(state=state, url=str(server.make_url("")).rstrip("/"))
 

@@ -7,10 +7,11 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-from ..canonical.events import Finish, ReasoningDelta, Started, TextDelta
+from ..canonical.events import Finish, ReasoningDelta, TextDelta
 from ..canonical.request import ChatRequest, Trace
-from ..errors import GatewayError, PaymentRequired, RateLimited, Unauthorized
+from ..errors import GatewayError, RateLimited, UpstreamUnavailable
 from ..upstream.accounts import Account, AccountPool
+from ..upstream.auth import check_live
 from ..upstream.client import CANCEL_PATH, DELETE_PATH, KimiClient
 from ..upstream.decode import StreamDecoder, UpstreamAuthError
 from ..upstream.payload import build_chat_payload
@@ -26,7 +27,7 @@ class ChatService:
     def __init__(self, pool: AccountPool, client: KimiClient, tokens, *, delete_chats: bool = True):
         self.pool = pool
         self.client = client
-        self.tokens = tokens            # TokenManager: gives a live access token for an account
+        self.tokens = tokens            # TokenManager: a live access token for an account
         self.delete_chats = delete_chats
         self._background: set[asyncio.Task] = set()
 
@@ -46,7 +47,7 @@ class ChatService:
             trace.account = account.alias
             sent_content = False
             try:
-                async for ev in self._turn(account, req, prompt):
+                async for ev in self._turn_with_refresh(account, req, prompt):
                     if not sent_content and type(ev) in CONTENT:
                         sent_content = True
                     yield ev
@@ -54,12 +55,30 @@ class ChatService:
             except GatewayError as e:
                 self._note_failure(account, e)
                 tried.add(account.alias)
-                if sent_content or not e.retryable or len(tried) >= MAX_ATTEMPTS \
-                        or len(tried) >= len(accounts):
+                failover = e.retryable or isinstance(e, UpstreamAuthError)
+                if sent_content or not failover or len(tried) >= min(MAX_ATTEMPTS, len(accounts)):
+                    if isinstance(e, UpstreamAuthError) and account.origin == "config":
+                        # The caller's credentials are fine; the gateway's account is not.
+                        raise UpstreamUnavailable(f"Kimi account {account.alias} is unusable: "
+                                                  f"{e.message}", code="account_dead") from None
                     raise
                 log.info("failing over from %s: %s", account.alias, e.code)
             finally:
                 await self.pool.release(account)
+
+    async def _turn_with_refresh(self, account: Account, req: ChatRequest, prompt: str):
+        """Kimi: an expired token shows as HTTP 401 or an `unauthenticated` end-stream frame,
+        before any chat exists; one refresh and one retry are safe (nothing was posted)."""
+        try:
+            async for ev in self._turn(account, req, prompt):
+                yield ev
+            return
+        except UpstreamAuthError:
+            if account.refresh_token is None:
+                raise
+        await self.tokens.refresh(account)
+        async for ev in self._turn(account, req, prompt):
+            yield ev
 
     async def _turn(self, account: Account, req: ChatRequest, prompt: str) -> AsyncIterator:
         token = await self.tokens.access_token(account)
@@ -80,13 +99,12 @@ class ChatService:
 
     def _note_failure(self, account: Account, e: GatewayError) -> None:
         if isinstance(e, UpstreamAuthError):
-            account.mark_dead("Kimi rejected the access token (unauthenticated)")
-        elif isinstance(e, PaymentRequired):
-            account.cool_down(600, "paywall: the requested mode needs a paid plan")
+            account.mark_dead(f"Kimi rejected the token ({e.code})")
         elif isinstance(e, RateLimited):
             account.cool_down(e.retry_after or 60, f"rate limited ({e.code})")
         elif e.retryable:
             account.cool_down(30, f"upstream failure ({e.code})")
+        # A paywall (402) is about the requested mode, not the account: no cooldown, no retry.
 
     async def _cleanup(self, account: Account, chat_id: str, unfinished_message: str | None):
         """Cancel an unfinished answer, then delete the chat: nothing is left in the account."""
@@ -111,13 +129,10 @@ class ChatService:
         while self._background and time.monotonic() < deadline:
             await asyncio.wait(set(self._background), timeout=deadline - time.monotonic())
 
+    async def check_token(self, token: str) -> bool:
+        """Seed endpoint /token/check: can this token talk to Kimi right now?"""
+        account = self.pool.for_client_tokens([token])[0]
+        return await check_live(self.tokens, account, self.client, self.pool.session(account))
 
-class TokenManager:
-    """Live access tokens for accounts. Access JWTs are used until they expire."""
-
-    async def access_token(self, account: Account) -> str:
-        if account.access_token is None:
-            account.mark_dead("a refresh token was given; this build accepts access tokens only")
-            raise Unauthorized("this Kimi token is a refresh token; use the kimi-auth cookie "
-                               "(an access JWT)", code="refresh_token_unsupported")
-        return account.access_token
+    def account_status(self) -> list[dict]:
+        return [a.status() for a in self.pool.all_accounts()]

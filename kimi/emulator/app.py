@@ -73,7 +73,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
         body = await read_json(request, call)
         return json_result(body if isinstance(body, web.Response)
                            else auth.gateway_refresh(state, body))
-    sub, why = check_access(bearer(request.headers), state.revoked_subs)
+    sub, why = check_access(bearer(request.headers), state.revoked_subs, state.revoked_tokens)
     if sub is None:
         return connect_error(401, "unauthenticated", why)
     if path == files.UPLOAD:

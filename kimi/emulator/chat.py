@@ -122,7 +122,7 @@ async def handle_chat(request: web.Request, state: EmulatorState, call: Call) ->
     else:
         call.body = payload
         state.chat_requests.append(payload)
-    sub, why = check_access(bearer(request.headers), state.revoked_subs)
+    sub, why = check_access(bearer(request.headers), state.revoked_subs, state.revoked_tokens)
     if sub is None:
         return await auth_failure(request, state, why)
     if payload is None:

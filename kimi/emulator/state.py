@@ -138,6 +138,7 @@ class EmulatorState:
         self.refresh_tokens: dict[str, str] = {}
         self.rt_used: dict[str, float] = {}
         self.revoked_subs: set[str] = set()
+        self.revoked_tokens: set[str] = set()     # single access tokens invalidated server-side
         self.refresh_calls = 0
         self.files: dict[str, FileRecord] = {}
         self.streams: dict[str, asyncio.Event] = {}

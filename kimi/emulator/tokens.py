@@ -78,7 +78,8 @@ def decode_claims(token: str) -> dict | None:
     return claims if isinstance(claims, dict) else None
 
 
-def check_access(token: str | None, revoked: set[str]) -> tuple[str | None, str]:
+def check_access(token: str | None, revoked: set[str],
+                 revoked_tokens: set[str] = frozenset()) -> tuple[str | None, str]:
     """Return (sub, "") for a usable access token, else (None, reason)."""
     if not token:
         return None, "missing authorization"
@@ -93,7 +94,7 @@ def check_access(token: str | None, revoked: set[str]) -> tuple[str | None, str]
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
         return None, "token without subject"
-    if sub in revoked:
+    if sub in revoked or token in revoked_tokens:
         return None, "token revoked"
     return sub, ""
 

@@ -32,6 +32,8 @@ class Account:
         self.last_error: str | None = None
         self.session: aiohttp.ClientSession | None = None
         self.last_used = 0.0
+        self.refreshes = 0
+        self.restored = False               # stored (rotated) tokens looked up yet?
 
     @property
     def expires_at(self) -> float | None:
@@ -68,6 +70,13 @@ class AccountPool:
         self._turn = itertools.count()
         self._freed = asyncio.Condition()
 
+    @property
+    def refresh_count(self) -> int:
+        return sum(a.refreshes for a in self.all_accounts())
+
+    def all_accounts(self) -> list[Account]:
+        return self.accounts + list(self._client_accounts.values())
+
     def for_client_tokens(self, tokens: list[str]) -> list[Account]:
         """Pass-through credentials: one cached Account per distinct token."""
         out = []
@@ -101,7 +110,7 @@ class AccountPool:
                     pick.in_flight += 1
                     pick.last_used = time.time()
                     return pick
-                self._raise_if_hopeless(candidates, exclude)
+                self._raise_if_hopeless(candidates, exclude, deadline)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise RateLimited(f"all {len(candidates)} Kimi account(s) are busy; "
@@ -127,9 +136,17 @@ class AccountPool:
         free = [a for a in free if a.in_flight == least]
         return free[next(self._turn) % len(free)]
 
-    def _raise_if_hopeless(self, candidates: list[Account], exclude) -> None:
+    def _raise_if_hopeless(self, candidates: list[Account], exclude, deadline: float) -> None:
         left = [a for a in candidates if a.alias not in exclude and a.state != DEAD]
         if left:
+            # Waiting only helps if some account can be free before the deadline.
+            cooling = [a.cooldown_until for a in left if a.state == COOLING]
+            wall_deadline = time.time() + deadline - time.monotonic()
+            if len(cooling) == len(left) and min(cooling) > wall_deadline:
+                wait = min(cooling) - time.time()
+                raise RateLimited(f"every Kimi account is cooling down after upstream limits; "
+                                  f"try again in {wait:.0f}s", code="accounts_cooling",
+                                  retry_after=max(1, round(wait)))
             return
         if not candidates:
             raise Unauthorized("no Kimi account is configured: set [kimi] tokens or send "
@@ -140,6 +157,6 @@ class AccountPool:
         raise UpstreamUnavailable(f"no usable Kimi account: {reasons}", code="no_usable_account")
 
     async def close(self) -> None:
-        for acct in self.accounts + list(self._client_accounts.values()):
+        for acct in self.all_accounts():
             if acct.session is not None:
                 await acct.session.close()

@@ -19,6 +19,7 @@ from .tokens import jwt_claims
 CHAT_PATH = "/apiv2/kimi.gateway.chat.v1.ChatService/Chat"
 DELETE_PATH = "/apiv2/kimi.chat.v1.ChatService/DeleteChat"
 CANCEL_PATH = "/apiv2/kimi.gateway.chat.v1.ChatService/CancelChat"
+SUBSCRIPTION_PATH = "/apiv2/kimi.gateway.order.v1.SubscriptionService/GetSubscription"
 MODELS_PATH = "/apiv2/kimi.gateway.config.v1.ConfigService/GetAvailableModels"
 USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
               "Chrome/140.0.0.0 Safari/537.36")

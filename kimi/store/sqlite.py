@@ -1,0 +1,93 @@
+"""The SQLite store. One connection, used from one worker thread, so the event loop never
+blocks on disk and writes never interleave. WAL mode; `synchronous=FULL` because a rotated
+refresh token that is lost kills its account."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS account_tokens (
+    alias TEXT PRIMARY KEY,          -- hash of the token the user configured, never the token
+    refresh_token TEXT,
+    access_token TEXT,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS conversations (
+    scope TEXT NOT NULL,             -- the caller: api key index or Kimi account alias
+    id TEXT NOT NULL,                -- the client's conversation id
+    account TEXT NOT NULL,           -- alias of the account that holds the upstream chat
+    chat_id TEXT,
+    parent_id TEXT,                  -- last assistant message id: the next turn's parent
+    transcript TEXT NOT NULL,        -- JSON [[role, text], ...] of every turn so far
+    digest TEXT NOT NULL,            -- sha256 of the canonical transcript
+    model TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (scope, id)
+);
+CREATE INDEX IF NOT EXISTS conversations_digest ON conversations (scope, digest);
+CREATE INDEX IF NOT EXISTS conversations_updated ON conversations (updated_at);
+"""
+
+
+class Store:
+    def __init__(self, path: str):
+        self.path = path
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._db: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        await self._run(self._open)
+
+    def _open(self) -> None:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(directory, exist_ok=True)
+        fresh = not os.path.exists(self.path)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        if fresh:
+            os.chmod(self.path, 0o600)     # it holds Kimi tokens
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(SCHEMA)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(self._db.close)
+            self._db = None
+        self._pool.shutdown(wait=True)
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def execute(self, sql: str, params=()) -> int:
+        def run():
+            return self._db.execute(sql, params).rowcount
+        return await self._run(run)
+
+    async def fetchall(self, sql: str, params=()) -> list[tuple]:
+        def run():
+            return self._db.execute(sql, params).fetchall()
+        return await self._run(run)
+
+    async def fetchone(self, sql: str, params=()) -> tuple | None:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    # --- account tokens -------------------------------------------------------------------
+
+    async def load_tokens(self, alias: str) -> tuple[str | None, str | None] | None:
+        return await self.fetchone(
+            "SELECT refresh_token, access_token FROM account_tokens WHERE alias = ?", (alias,))
+
+    async def save_tokens(self, alias: str, refresh_token: str | None, access_token: str | None) -> None:
+        await self.execute(
+            "INSERT INTO account_tokens (alias, refresh_token, access_token, updated_at) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (alias) DO UPDATE SET refresh_token = excluded.refresh_token, "
+            "access_token = excluded.access_token, updated_at = excluded.updated_at",
+            (alias, refresh_token, access_token, time.time()))

@@ -1,0 +1,151 @@
+"""Live access tokens for accounts: refresh, rotation, single-flight (reference, section 4.3).
+
+Kimi's refresh token ROTATES on every refresh, so the new pair is written to the store before
+the new access token is used: a crash at any point leaves the store holding a refresh token
+that still works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+import orjson
+
+from ..errors import GatewayError, UpstreamUnavailable
+from .accounts import DEAD, Account
+from .client import SUBSCRIPTION_PATH
+from .decode import UpstreamAuthError
+from .tokens import is_expired, token_kind
+
+log = logging.getLogger("kimi.auth")
+
+REFRESH_PATH = "/api/account.gateway.v1.AuthService/RefreshToken"
+LEGACY_REFRESH_PATH = "/api/auth/token/refresh"
+
+
+class TokenManager:
+    def __init__(self, *, auth_url: str, base_url: str, store, session_for, margin: float = 300.0,
+                 timeout: float = 15.0):
+        self.auth_url = auth_url.rstrip("/")
+        self.base_url = base_url.rstrip("/")
+        self.store = store
+        self.session_for = session_for
+        self.margin = margin
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._inflight: dict[str, asyncio.Future] = {}
+
+    async def restore(self, account: Account) -> None:
+        """Pick up the tokens a previous run rotated to (the configured ones may be spent)."""
+        account.restored = True
+        row = await self.store.load_tokens(account.alias)
+        if row is None:
+            return
+        refresh, access = row
+        if refresh:
+            account.refresh_token = refresh
+        if access and token_kind(access) == "access":
+            account.access_token = access
+
+    async def access_token(self, account: Account) -> str:
+        if not account.restored:
+            await self.restore(account)
+        token = account.access_token
+        if token and not is_expired(token, self.margin):
+            return token
+        if account.refresh_token is None:
+            if token and not is_expired(token):
+                return token        # close to expiry, but nothing to refresh with
+            account.mark_dead("access token expired and no refresh token is known")
+            raise UpstreamAuthError("the Kimi access token has expired; paste a fresh kimi-auth "
+                                    "cookie or configure a refresh token", code="token_expired")
+        return await self.refresh(account)
+
+    async def refresh_due(self, accounts: list[Account]) -> None:
+        """Proactive refresh: every account whose access token is close to expiry."""
+        for account in accounts:
+            if account.state == DEAD or account.refresh_token is None:
+                continue
+            if account.access_token is None or is_expired(account.access_token, self.margin):
+                try:
+                    await self.refresh(account)
+                except GatewayError as e:
+                    log.warning("proactive refresh failed for %s: %s", account.alias, e.code)
+
+    async def refresh(self, account: Account) -> str:
+        """Single-flight: concurrent callers for one account share one refresh call."""
+        fut = self._inflight.get(account.alias)
+        if fut is None:
+            fut = asyncio.ensure_future(self._refresh(account))
+            self._inflight[account.alias] = fut
+            fut.add_done_callback(lambda _: self._inflight.pop(account.alias, None))
+        return await asyncio.shield(fut)
+
+    async def _refresh(self, account: Account) -> str:
+        rt = account.refresh_token
+        if rt is None:
+            raise UpstreamAuthError("no refresh token for this account", code="token_expired")
+        pair = await self._gateway_refresh(account, rt)
+        if pair is None:
+            pair = await self._legacy_refresh(account, rt)
+        if pair is None:
+            account.mark_dead("Kimi refused the refresh token")
+            raise UpstreamAuthError("Kimi refused the refresh token; log in again and replace it",
+                                    code="refresh_refused")
+        access, new_rt = pair
+        await self.store.save_tokens(account.alias, new_rt or rt, access)   # durable first
+        account.refresh_token = new_rt or rt
+        account.access_token = access
+        account.refreshes += 1
+        log.info("refreshed access token for %s", account.alias)
+        return access
+
+    async def _gateway_refresh(self, account: Account, rt: str):
+        data = await self._call("POST", self.auth_url + REFRESH_PATH, account,
+                                json_body={"refresh_token": rt})
+        return _pair(data, "accessToken", "refreshToken")
+
+    async def _legacy_refresh(self, account: Account, rt: str):
+        data = await self._call("GET", self.base_url + LEGACY_REFRESH_PATH, account,
+                                headers={"Authorization": f"Bearer {rt}"})
+        return _pair(data, "access_token", "refresh_token", alt="token")
+
+    async def _call(self, method: str, url: str, account: Account, *, json_body=None,
+                    headers=None) -> dict | None:
+        """The decoded JSON of a 200 answer; None when refused; raises when unreachable."""
+        body = orjson.dumps(json_body) if json_body is not None else None
+        h = {"Content-Type": "application/json", "Connect-Protocol-Version": "1", **(headers or {})}
+        try:
+            async with self.session_for(account).request(method, url, data=body, headers=h,
+                                                         timeout=self._timeout) as resp:
+                if resp.status != 200:
+                    log.info("refresh call for %s refused with HTTP %s", account.alias, resp.status)
+                    return None
+                data = orjson.loads(await resp.read())
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise UpstreamUnavailable(f"cannot reach Kimi to refresh a token: {type(e).__name__}",
+                                      code="refresh_unreachable", retryable=True) from None
+        except orjson.JSONDecodeError:
+            return None
+        return data if isinstance(data, dict) else None
+
+
+def _pair(data, access_key: str, refresh_key: str, alt: str | None = None):
+    if not data:
+        return None
+    access = data.get(access_key) or (data.get(alt) if alt else None)
+    if not isinstance(access, str) or not access:
+        return None
+    new_rt = data.get(refresh_key)
+    return access, new_rt if isinstance(new_rt, str) and new_rt else None
+
+
+async def check_live(tokens: TokenManager, account: Account, client, session) -> bool:
+    """Seed endpoint /token/check: can this token talk to Kimi right now?"""
+    try:
+        token = await tokens.access_token(account)
+        await client.unary(session, token, SUBSCRIPTION_PATH, {})
+        return True
+    except GatewayError:
+        return False
