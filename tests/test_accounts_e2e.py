@@ -225,3 +225,30 @@ async def test_account_status_is_masked_and_protected(start_gateway, emu):
             body = await resp.text()
     assert tok not in body and tok[-20:] not in body
     assert '"state": "healthy"' in body or '"state":"healthy"' in body
+
+
+async def test_refresh_is_single_flight(start_gateway, emu):
+    emu.state.call_delay = 0.05          # widen the window in which two refreshes could overlap
+    gw = await start_gateway(kimi={"tokens": (emu.state.issue_refresh_token("user-r"),)},
+                             pool={"max_streams_per_account": 4})
+    emu.state.reject_concurrent = False
+    account = gw.service.pool.accounts[0]
+    account.access_token = None          # as if the startup refresh had not happened yet
+    n0 = emu.state.refresh_calls
+    answers = await asyncio.gather(*(ask(gw) for _ in range(4)))
+    assert all(answers)
+    assert emu.state.refresh_calls - n0 <= 1
+
+
+async def test_refresh_happens_before_expiry_off_the_request_path(start_gateway, emu):
+    gw = await start_gateway(kimi={"tokens": (emu.state.issue_refresh_token("user-r"),)})
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 3
+    while emu.state.refresh_calls == 0 and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+    assert emu.state.refresh_calls == 1, "the account was not refreshed at startup"
+    calls_before = len(emu.state.calls)
+    await ask(gw)
+    paths = [c.path for c in emu.state.calls[calls_before:]]
+    assert paths[0].endswith(".ChatService/Chat"), paths   # nothing else before the first token
+    assert emu.state.refresh_calls == 1
