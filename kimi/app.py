@@ -11,7 +11,9 @@ from aiohttp import web
 
 
 from .api import admin_routes, openai_routes
+from .chat.conversations import Conversations
 from .chat.service import ChatService
+from .store.conversations import ConversationRepo
 from .config import Config
 from .store.sqlite import Store
 from .upstream.accounts import AccountPool
@@ -48,25 +50,36 @@ async def _services(app: web.Application):
     tokens = TokenManager(auth_url=config.kimi.auth_url, base_url=config.kimi.base_url,
                           store=store, session_for=pool.session,
                           margin=config.pool.refresh_margin_seconds)
-    service = ChatService(pool, client, tokens, delete_chats=config.kimi.delete_chats)
+    conversations = Conversations(ConversationRepo(store),
+                                  ttl_seconds=config.store.conversation_ttl_days * 86400,
+                                  auto_ttl_seconds=config.store.auto_continue_minutes * 60)
+    service = ChatService(pool, client, tokens, conversations,
+                          delete_chats=config.kimi.delete_chats, overflow=config.store.overflow)
     app[SERVICE] = service
     for account in pool.accounts:
         await tokens.restore(account)
-    refresher = asyncio.get_running_loop().create_task(_refresh_loop(pool, tokens))
+    loop = asyncio.get_running_loop()
+    background = [loop.create_task(_every(30.0, tokens.refresh_due, pool.all_accounts)),
+                  loop.create_task(_every(60.0, service.purge_expired))]
     yield
-    refresher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await refresher
+    for task in background:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     await service.drain()
     await pool.close()
     await store.close()
 
 
-async def _refresh_loop(pool: AccountPool, tokens: TokenManager, every: float = 30.0) -> None:
-    """Refresh access tokens before they expire, off the request path."""
+async def _every(seconds: float, job, *arg_factories) -> None:
+    """Run `job` now and then every `seconds` (token refresh, conversation purge), off the
+    request path; a failure is logged and the loop goes on."""
     while True:
-        await tokens.refresh_due(pool.all_accounts())
-        await asyncio.sleep(every)
+        try:
+            await job(*(f() for f in arg_factories))
+        except Exception:
+            log.exception("background job %s failed", getattr(job, "__name__", job))
+        await asyncio.sleep(seconds)
 
 
 async def ping(request: web.Request) -> web.Response:

@@ -48,6 +48,8 @@ class PoolConfig:
 class StoreConfig:
     path: str = "kimi-gateway.sqlite3"
     conversation_ttl_days: float = 7.0
+    auto_continue_minutes: float = 30.0
+    overflow: str = "error"
 
 
 @dataclass(frozen=True)

@@ -101,9 +101,21 @@ async def test_history_is_folded_into_one_prompt(gw, emu):
     assert "chat_id" not in emu.state.chat_requests[-1]
 
 
-async def test_chat_is_deleted_after_success(gw, emu):
+async def test_chat_is_deleted_after_success_when_continuation_is_off(start_gateway, token, emu):
+    gw = await start_gateway(kimi={"tokens": (token,)}, store={"auto_continue_minutes": 0})
     await gw.client().chat.completions.create(model="kimi", messages=HELLO)
     await gw.service.drain()
+    assert emu.state.deleted == [emu.state.last_reply.chat_id]
+
+
+async def test_kept_chat_is_deleted_when_its_time_is_up(gw, emu):
+    await gw.client().chat.completions.create(model="kimi", messages=HELLO)
+    await gw.service.drain()
+    assert emu.state.deleted == []
+    assert await gw.service.purge_expired() == 0
+    repo = gw.service.conversations.repo
+    await repo.store.execute("UPDATE conversations SET updated_at = updated_at - 3600")
+    assert await gw.service.purge_expired() == 1
     assert emu.state.deleted == [emu.state.last_reply.chat_id]
 
 

@@ -81,5 +81,8 @@ async def test_sigterm_lets_the_stream_in_flight_finish(gateway_process, emu, to
     got = "".join(part.split('"')[0] for part in rest.split('"content":"')[1:])
     assert got == text
     assert await asyncio.wait_for(proc.wait(), 15) == 0
-    await asyncio.sleep(0.1)
-    assert emu.state.deleted, "the chat of the finished stream was still cleaned up"
+    assert emu.state.chats[emu.state.last_reply.chat_id].messages[-1].text == text
+    # state is kept: the conversation of the finished stream is in the store
+    import sqlite3
+    with sqlite3.connect(log.parent / "store.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM conversations").fetchone()[0] == 1

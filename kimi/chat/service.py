@@ -1,4 +1,5 @@
-"""One chat turn through Kimi, with failover before the first byte and cleanup afterwards."""
+"""One chat turn through Kimi: account choice, conversation continuation, failover before the
+first byte, and cleanup of whatever the turn leaves upstream."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from collections.abc import AsyncIterator
 
 from ..canonical.events import Finish, ReasoningDelta, TextDelta
 from ..canonical.request import ChatRequest, Trace
-from ..errors import GatewayError, RateLimited, UpstreamUnavailable
-from ..upstream.accounts import Account, AccountPool
+from ..errors import GatewayError, NotFound, RateLimited, UpstreamUnavailable
+from ..upstream.accounts import DEAD, Account, AccountPool
 from ..upstream.auth import check_live
 from ..upstream.client import CANCEL_PATH, DELETE_PATH, KimiClient
 from ..upstream.decode import StreamDecoder, UpstreamAuthError
 from ..upstream.payload import build_chat_payload
-from .prompt import fold_messages
+from ..upstream.tokens import alias_for
+from .conversations import Conversations, Plan, check_id
 
 log = logging.getLogger("kimi.chat")
 
@@ -23,12 +25,57 @@ CONTENT = (TextDelta, ReasoningDelta)
 MAX_ATTEMPTS = 3
 
 
+class Turn:
+    """One request's turn. Use as `async with service.turn(...) as turn`: iterate
+    `turn.events()`, set `turn.answer` to the content the client received, and on a clean
+    exit the conversation is saved; the conversation lock is released either way."""
+
+    def __init__(self, service: ChatService, req: ChatRequest, scope: str,
+                 accounts: list[Account], plan: Plan, trace: Trace):
+        self.service, self.req, self.scope, self.accounts = service, req, scope, accounts
+        self.plan, self.trace = plan, trace
+        self.answer: str | None = None
+        self.account: Account | None = None
+        self.chat_id: str | None = None
+        self.message_id: str | None = None
+        self.finished = False
+
+    @property
+    def conversation_id(self) -> str | None:
+        return self.plan.conv_id
+
+    def events(self) -> AsyncIterator:
+        return self.service._stream(self)
+
+    async def __aenter__(self) -> Turn:
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        plan = self.plan
+        try:
+            if plan.conv_id is None or not self.finished or self.chat_id is None:
+                return
+            if exc_type is None and self.answer is not None:
+                await self.service.conversations.save(
+                    plan, self.scope, self.req.model, self.account.alias, self.chat_id,
+                    self.message_id, self.answer)
+            elif plan.chat_id is None:
+                # A new chat whose answer never reached the client: do not leave it behind.
+                self.service._spawn(self.service._cleanup(self.account, self.chat_id, None))
+        finally:
+            if plan.lock is not None:
+                plan.lock.release()
+
+
 class ChatService:
-    def __init__(self, pool: AccountPool, client: KimiClient, tokens, *, delete_chats: bool = True):
+    def __init__(self, pool: AccountPool, client: KimiClient, tokens, conversations: Conversations,
+                 *, delete_chats: bool = True, overflow: str = "error"):
         self.pool = pool
         self.client = client
         self.tokens = tokens            # TokenManager: a live access token for an account
+        self.conversations = conversations
         self.delete_chats = delete_chats
+        self.overflow = overflow        # "error" or "rotate" on context overflow
         self._background: set[asyncio.Task] = set()
 
     def accounts_for(self, client_tokens: list[str] | None) -> list[Account]:
@@ -36,18 +83,40 @@ class ChatService:
             return self.pool.for_client_tokens(client_tokens)
         return self.pool.accounts
 
-    async def stream(self, req: ChatRequest, accounts: list[Account],
-                     trace: Trace) -> AsyncIterator:
+    @staticmethod
+    def scope_for(api_key_id: str | None, client_tokens: list[str] | None) -> str:
+        """Conversation ids are scoped to the caller: its API key, or its Kimi account."""
+        if api_key_id is not None:
+            return f"key:{api_key_id}"
+        if client_tokens:
+            return alias_for(client_tokens[0])
+        return "server"
+
+    async def turn(self, req: ChatRequest, *, api_key_id: str | None, client_tokens: list[str],
+                   path_id: str | None, trace: Trace) -> Turn:
+        accounts = self.accounts_for(client_tokens)
+        scope = self.scope_for(api_key_id, client_tokens)
+        if path_id is not None:
+            check_id(path_id, param="conversation_id (URL)")
+        plan = await self.conversations.plan(req, scope, path_id)
+        if plan.owner is not None:
+            owner = next((a for a in accounts if a.alias == plan.owner), None)
+            if owner is None or owner.state == DEAD:
+                plan.rebuild()
+        return Turn(self, req, scope, accounts, plan, trace)
+
+    async def _stream(self, turn: Turn) -> AsyncIterator:
         """Canonical events for one turn. Fails over to another account on a retryable error
         as long as nothing has been yielded that a client could have seen."""
-        prompt = fold_messages(req.messages)
-        tried: set[str] = set()
+        plan, tried = turn.plan, set()
         while True:
-            account = await self.pool.acquire(accounts, exclude=tried)
-            trace.account = account.alias
+            candidates = [a for a in turn.accounts if a.alias == plan.owner] or turn.accounts
+            account = await self.pool.acquire(candidates, exclude=tried)
+            turn.account = account
+            turn.trace.account = account.alias
             sent_content = False
             try:
-                async for ev in self._turn_with_refresh(account, req, prompt):
+                async for ev in self._turn_with_refresh(account, turn):
                     if not sent_content and type(ev) in CONTENT:
                         sent_content = True
                     yield ev
@@ -55,47 +124,74 @@ class ChatService:
             except GatewayError as e:
                 self._note_failure(account, e)
                 tried.add(account.alias)
-                failover = e.retryable or isinstance(e, UpstreamAuthError)
-                if sent_content or not failover or len(tried) >= min(MAX_ATTEMPTS, len(accounts)):
-                    if isinstance(e, UpstreamAuthError) and account.origin == "config":
-                        # The caller's credentials are fine; the gateway's account is not.
-                        raise UpstreamUnavailable(f"Kimi account {account.alias} is unusable: "
-                                                  f"{e.message}", code="account_dead") from None
-                    raise
-                log.info("failing over from %s: %s", account.alias, e.code)
+                if sent_content or not self._recover(turn, e, tried):
+                    raise self._for_client(account, e) from None
+                log.info("retrying turn away from %s: %s", account.alias, e.code)
             finally:
                 await self.pool.release(account)
 
-    async def _turn_with_refresh(self, account: Account, req: ChatRequest, prompt: str):
+    def _recover(self, turn: Turn, e: GatewayError, tried: set[str]) -> bool:
+        """Before any content: can this turn go on another way? Adjusts the plan if so."""
+        plan = turn.plan
+        if e.code == "context_length_exceeded" and self.overflow == "rotate" and plan.existing:
+            plan.existing.transcript = plan.existing.transcript[-6:]   # recent turns only
+            plan.rebuild()
+            tried.discard(turn.account.alias)
+            turn.trace.note = "context-rotated"
+            return True
+        if not (e.retryable or isinstance(e, UpstreamAuthError)):
+            return False
+        if len(tried) >= min(MAX_ATTEMPTS, len(turn.accounts)):
+            return False
+        if plan.chat_id is not None:
+            plan.rebuild()          # the owning account failed: rebuild elsewhere
+        return True
+
+    @staticmethod
+    def _for_client(account: Account, e: GatewayError) -> GatewayError:
+        if isinstance(e, UpstreamAuthError) and account.origin == "config":
+            # The caller's credentials are fine; the gateway's account is not.
+            return UpstreamUnavailable(f"Kimi account {account.alias} is unusable: {e.message}",
+                                       code="account_dead")
+        return e
+
+    async def _turn_with_refresh(self, account: Account, turn: Turn):
         """Kimi: an expired token shows as HTTP 401 or an `unauthenticated` end-stream frame,
         before any chat exists; one refresh and one retry are safe (nothing was posted)."""
         try:
-            async for ev in self._turn(account, req, prompt):
+            async for ev in self._upstream(account, turn):
                 yield ev
             return
         except UpstreamAuthError:
             if account.refresh_token is None:
                 raise
         await self.tokens.refresh(account)
-        async for ev in self._turn(account, req, prompt):
+        async for ev in self._upstream(account, turn):
             yield ev
 
-    async def _turn(self, account: Account, req: ChatRequest, prompt: str) -> AsyncIterator:
+    async def _upstream(self, account: Account, turn: Turn) -> AsyncIterator:
+        plan = turn.plan
         token = await self.tokens.access_token(account)
         headers = self.client.headers(token, "application/connect+json")
-        payload = build_chat_payload(req.spec, prompt)
+        payload = build_chat_payload(turn.req.spec, plan.prompt, chat_id=plan.chat_id,
+                                     parent_id=plan.parent_id)
         decoder = StreamDecoder()
         finished = False
         try:
             async for frame in self.client.chat(self.pool.session(account), headers, payload):
                 for ev in decoder.decode(frame):
                     yield ev
-            yield Finish(decoder.finish_reason, decoder.finish_message)
             finished = True
+            turn.chat_id, turn.message_id, turn.finished = decoder.chat_id, decoder.message_id, True
+            yield Finish(decoder.finish_reason, decoder.finish_message)
         finally:
-            if decoder.chat_id and self.delete_chats:
+            new_chat = plan.chat_id is None
+            keep = plan.conv_id is not None and (finished or not new_chat)
+            if decoder.chat_id and self.delete_chats and not keep:
                 self._spawn(self._cleanup(account, decoder.chat_id,
                                           None if finished else decoder.message_id))
+            elif decoder.chat_id and not finished and decoder.message_id:
+                self._spawn(self._cancel(account, decoder.chat_id, decoder.message_id))
 
     def _note_failure(self, account: Account, e: GatewayError) -> None:
         if isinstance(e, UpstreamAuthError):
@@ -106,15 +202,25 @@ class ChatService:
             account.cool_down(30, f"upstream failure ({e.code})")
         # A paywall (402) is about the requested mode, not the account: no cooldown, no retry.
 
-    async def _cleanup(self, account: Account, chat_id: str, unfinished_message: str | None):
-        """Cancel an unfinished answer, then delete the chat: nothing is left in the account."""
-        session = self.pool.session(account)
+    async def _cancel(self, account: Account, chat_id: str, message_id: str) -> None:
         try:
             token = await self.tokens.access_token(account)
-            if unfinished_message:
-                await self.client.unary(session, token, CANCEL_PATH,
-                                        {"chat_id": chat_id, "message_id": unfinished_message})
-            await self.client.unary(session, token, DELETE_PATH, {"chat_id": chat_id})
+            await self.client.unary(self.pool.session(account), token, CANCEL_PATH,
+                                    {"chat_id": chat_id, "message_id": message_id})
+        except GatewayError as e:
+            log.warning("could not cancel an answer on %s: %s", account.alias, e.code)
+
+    async def _cleanup(self, account: Account, chat_id: str, unfinished_message: str | None):
+        """Cancel an unfinished answer, then delete the chat: nothing is left in the account."""
+        if unfinished_message:
+            await self._cancel(account, chat_id, unfinished_message)
+        await self.delete_chat(account, chat_id)
+
+    async def delete_chat(self, account: Account, chat_id: str) -> None:
+        try:
+            token = await self.tokens.access_token(account)
+            await self.client.unary(self.pool.session(account), token, DELETE_PATH,
+                                    {"chat_id": chat_id})
         except GatewayError as e:
             log.warning("could not delete chat on %s: %s", account.alias, e.code or type(e).__name__)
 
@@ -136,3 +242,36 @@ class ChatService:
 
     def account_status(self) -> list[dict]:
         return [a.status() for a in self.pool.all_accounts()]
+
+    # --- stored conversations -------------------------------------------------------------
+
+    async def list_conversations(self, scope: str) -> list[dict]:
+        return [c.public() for c in await self.conversations.repo.list(scope)]
+
+    async def get_conversation(self, scope: str, cid: str) -> dict:
+        conv = await self.conversations.repo.get(scope, cid)
+        if conv is None:
+            raise _not_found(cid)
+        return conv.public(with_transcript=True)
+
+    async def delete_conversation(self, scope: str, cid: str) -> None:
+        conv = await self.conversations.repo.get(scope, cid)
+        if conv is None:
+            raise _not_found(cid)
+        await self._forget(conv)
+
+    async def purge_expired(self) -> int:
+        expired = await self.conversations.repo.expired()
+        for conv in expired:
+            await self._forget(conv)
+        return len(expired)
+
+    async def _forget(self, conv) -> None:
+        account = next((a for a in self.pool.all_accounts() if a.alias == conv.account), None)
+        if account is not None and conv.chat_id and account.state != DEAD:
+            await self.delete_chat(account, conv.chat_id)
+        await self.conversations.repo.delete(conv.scope, conv.id)
+
+
+def _not_found(cid: str) -> NotFound:
+    return NotFound(f"no conversation '{cid}' for this caller", code="conversation_not_found")

@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS conversations (
     transcript TEXT NOT NULL,        -- JSON [[role, text], ...] of every turn so far
     digest TEXT NOT NULL,            -- sha256 of the canonical transcript
     model TEXT,
+    ttl_seconds REAL NOT NULL,       -- purged (and the upstream chat deleted) after this idle time
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     PRIMARY KEY (scope, id)

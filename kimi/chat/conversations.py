@@ -1,0 +1,158 @@
+"""Conversations that last: which upstream chat a turn continues, and what it sends.
+
+Three ways in: the stateful URL `/v1/chat/completions/{id}`, the seeds' `conversation_id`
+body field (the `id` of an earlier answer), and automatic continuation, where a plain request
+whose history is a stored transcript plus new turns continues that upstream chat. In every
+case only the new turns go upstream, on the account that holds the chat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import orjson
+
+from ..canonical.request import ChatRequest, Message
+from ..errors import InvalidRequest, NotFound
+from ..store.conversations import Conversation, ConversationRepo
+from .prompt import fold_messages
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+NEW_IDS = {"", "none", "None", "null", "new"}
+
+
+def check_id(cid: str, param: str = "conversation_id") -> str:
+    if not ID_PATTERN.match(cid):
+        raise InvalidRequest("a conversation id is 1-128 characters of letters, digits and . _ : -, "
+                             "starting with a letter or digit", param=param,
+                             code="invalid_conversation_id")
+    return cid
+
+
+def transcript_of(messages: list[Message]) -> list[list[str]]:
+    return [[m.role, m.text.rstrip()] for m in messages]
+
+
+def digest(transcript: list) -> str:
+    return hashlib.sha256(orjson.dumps(transcript)).hexdigest()
+
+
+def prefix_digests(messages: list[Message]) -> list[str]:
+    """Digests of every prefix that ends with an assistant turn and leaves something new."""
+    out, rows = [], transcript_of(messages)
+    for k in range(1, len(rows)):
+        if rows[k - 1][0] == "assistant":
+            out.append(digest(rows[:k]))
+    return out
+
+
+@dataclass
+class Plan:
+    """What one turn will do upstream."""
+    conv_id: str | None                 # where the result is stored; None = stateless
+    prompt: str
+    new_messages: list[Message]
+    existing: Conversation | None = None
+    chat_id: str | None = None          # continue this upstream chat ...
+    parent_id: str | None = None
+    owner: str | None = None            # ... on this account
+    rebuilt: bool = False
+    ttl: float = 0.0
+    lock: asyncio.Lock | None = field(default=None, repr=False)
+
+    def rebuild(self) -> None:
+        """Start a fresh upstream chat from the stored transcript (owner account unusable)."""
+        old = [Message(role=r, text=t) for r, t in self.existing.transcript]
+        self.prompt = fold_messages(old + self.new_messages)
+        self.chat_id = self.parent_id = self.owner = None
+        self.rebuilt = True
+
+
+class Conversations:
+    def __init__(self, repo: ConversationRepo, *, ttl_seconds: float, auto_ttl_seconds: float):
+        self.repo = repo
+        self.ttl = ttl_seconds
+        self.auto_ttl = auto_ttl_seconds
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    def lock_for(self, scope: str, cid: str) -> asyncio.Lock:
+        key = (scope, cid)
+        lock = self._locks.get(key)
+        if lock is None:
+            if len(self._locks) > 4096:     # forget idle locks now and then
+                self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    async def plan(self, req: ChatRequest, scope: str, path_id: str | None) -> Plan:
+        if path_id is not None:
+            return await self._explicit(req, scope, path_id, create=True)
+        cid = req.conversation_id
+        if cid is not None and cid.strip() not in NEW_IDS:
+            return await self._explicit(req, scope, check_id(cid.strip()), create=False)
+        if cid is not None:      # "none": a new conversation the client will continue by id
+            return self._new(req, "conv-" + uuid.uuid4().hex, self.ttl)
+        if self.auto_ttl <= 0:
+            return Plan(conv_id=None, prompt=fold_messages(req.messages), new_messages=req.messages)
+        return await self._automatic(req, scope)
+
+    def _new(self, req: ChatRequest, cid: str, ttl: float, lock=None) -> Plan:
+        return Plan(conv_id=cid, prompt=fold_messages(req.messages), new_messages=req.messages,
+                    ttl=ttl, lock=lock)
+
+    async def _explicit(self, req, scope, cid, *, create: bool) -> Plan:
+        lock = self.lock_for(scope, cid)
+        await lock.acquire()        # released by the chat service when the turn ends
+        try:
+            conv = await self.repo.get(scope, cid)
+            if conv is None:
+                if not create:
+                    raise NotFound(f"no conversation '{cid}' for this caller; send "
+                                   "conversation_id \"none\" to start one", param="conversation_id",
+                                   code="conversation_not_found")
+                return self._new(req, cid, self.ttl, lock)
+            return self._continue(req, conv, lock)
+        except BaseException:
+            lock.release()
+            raise
+
+    async def _automatic(self, req: ChatRequest, scope: str) -> Plan:
+        conv = await self.repo.by_digest(scope, prefix_digests(req.messages))
+        if conv is not None:
+            lock = self.lock_for(scope, conv.id)
+            await lock.acquire()
+            # Another turn may have moved the conversation on while we waited.
+            fresh = await self.repo.get(scope, conv.id)
+            if fresh is not None and fresh.digest == conv.digest:
+                return self._continue(req, fresh, lock)
+            lock.release()
+        return self._new(req, "chatcmpl-" + uuid.uuid4().hex, self.auto_ttl)
+
+    def _continue(self, req: ChatRequest, conv: Conversation, lock) -> Plan:
+        known = len(conv.transcript)
+        if transcript_of(req.messages[:known]) == conv.transcript:
+            new = req.messages[known:]      # the client resent the history: skip what we know
+        else:
+            new = req.messages              # the client sent only the new turn(s)
+        if not new or new[-1].role not in ("user", "tool"):
+            raise InvalidRequest("the conversation already holds these messages; send a new "
+                                 "user turn", param="messages", code="nothing_new")
+        return Plan(conv_id=conv.id, prompt=fold_messages(new), new_messages=new, existing=conv,
+                    chat_id=conv.chat_id, parent_id=conv.parent_id, owner=conv.account,
+                    ttl=conv.ttl_seconds, lock=lock)
+
+    async def save(self, plan: Plan, scope: str, model: str, account: str, chat_id: str,
+                   message_id: str | None, answer: str) -> None:
+        old = plan.existing.transcript if plan.existing else []
+        transcript = old + transcript_of(plan.new_messages) + [["assistant", answer.rstrip()]]
+        now = time.time()
+        await self.repo.put(Conversation(
+            scope=scope, id=plan.conv_id, account=account, chat_id=chat_id,
+            parent_id=message_id or plan.parent_id, transcript=transcript,
+            digest=digest(transcript), model=model, ttl_seconds=plan.ttl,
+            created_at=plan.existing.created_at if plan.existing else now, updated_at=now))

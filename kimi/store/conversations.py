@@ -1,0 +1,85 @@
+"""Conversation rows: which upstream chat and account hold a client's conversation."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import orjson
+
+from .sqlite import Store
+
+COLUMNS = ("scope, id, account, chat_id, parent_id, transcript, digest, model, ttl_seconds, "
+           "created_at, updated_at")
+
+
+@dataclass
+class Conversation:
+    scope: str
+    id: str
+    account: str
+    chat_id: str | None
+    parent_id: str | None
+    transcript: list            # [[role, text], ...]
+    digest: str
+    model: str | None
+    ttl_seconds: float
+    created_at: float
+    updated_at: float
+
+    def public(self, with_transcript: bool = False) -> dict:
+        out = {"id": self.id, "object": "conversation", "model": self.model,
+               "turns": sum(1 for r, _ in self.transcript if r == "user"),
+               "created_at": int(self.created_at), "updated_at": int(self.updated_at),
+               "expires_at": int(self.updated_at + self.ttl_seconds)}
+        if with_transcript:
+            out["messages"] = [{"role": r, "content": t} for r, t in self.transcript]
+        return out
+
+
+def _row(row) -> Conversation:
+    values = list(row)
+    values[5] = orjson.loads(values[5])
+    return Conversation(*values)
+
+
+class ConversationRepo:
+    def __init__(self, store: Store):
+        self.store = store
+
+    async def get(self, scope: str, cid: str) -> Conversation | None:
+        row = await self.store.fetchone(
+            f"SELECT {COLUMNS} FROM conversations WHERE scope = ? AND id = ?", (scope, cid))
+        return _row(row) if row else None
+
+    async def by_digest(self, scope: str, digests: list[str]) -> Conversation | None:
+        """The most recently used conversation whose transcript digest is one of `digests`."""
+        if not digests:
+            return None
+        marks = ",".join("?" * len(digests))
+        row = await self.store.fetchone(
+            f"SELECT {COLUMNS} FROM conversations WHERE scope = ? AND digest IN ({marks}) "
+            "ORDER BY updated_at DESC LIMIT 1", (scope, *digests))
+        return _row(row) if row else None
+
+    async def put(self, c: Conversation) -> None:
+        c.updated_at = time.time()
+        await self.store.execute(
+            f"INSERT OR REPLACE INTO conversations ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (c.scope, c.id, c.account, c.chat_id, c.parent_id,
+             orjson.dumps(c.transcript).decode(), c.digest, c.model, c.ttl_seconds,
+             c.created_at, c.updated_at))
+
+    async def list(self, scope: str) -> list[Conversation]:
+        rows = await self.store.fetchall(
+            f"SELECT {COLUMNS} FROM conversations WHERE scope = ? ORDER BY updated_at DESC", (scope,))
+        return [_row(r) for r in rows]
+
+    async def delete(self, scope: str, cid: str) -> None:
+        await self.store.execute("DELETE FROM conversations WHERE scope = ? AND id = ?", (scope, cid))
+
+    async def expired(self, now: float | None = None) -> list[Conversation]:
+        rows = await self.store.fetchall(
+            f"SELECT {COLUMNS} FROM conversations WHERE updated_at + ttl_seconds < ?",
+            (now or time.time(),))
+        return [_row(r) for r in rows]
