@@ -88,6 +88,11 @@ async def test_automatic_continuation_of_a_resent_history(gw, emu, stream):
     a2 = await ask([user("Hi, I am Ana."), {"role": "assistant", "content": a1}, user("My name?")])
     assert sent(emu)[:2] == ("My name?", chat)
     assert a2 == default_text(2, "My name?")
+    a3 = await ask([user("Hi, I am Ana."), {"role": "assistant", "content": a1}, user("My name?"),
+                    {"role": "assistant", "content": a2}, user("Thanks")])
+    assert sent(emu)[:2] == ("Thanks", chat) and a3 == default_text(3, "Thanks")
+    listed = await c.get("/conversations", cast_to=object)
+    assert len(listed["data"]) == 1 and listed["data"][0]["turns"] == 3
     # a history that does not match what we answered is folded into a fresh chat
     await ask([user("Hi, I am Ana."), {"role": "assistant", "content": "something else"}, user("My name?")])
     text, chat_id, _ = sent(emu)

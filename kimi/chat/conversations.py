@@ -63,6 +63,7 @@ class Plan:
     owner: str | None = None            # ... on this account
     rebuilt: bool = False
     ttl: float = 0.0
+    replaces: str | None = None         # automatic continuation: the row this turn supersedes
     lock: asyncio.Lock | None = field(default=None, repr=False)
 
     def rebuild(self) -> None:
@@ -129,7 +130,10 @@ class Conversations:
             # Another turn may have moved the conversation on while we waited.
             fresh = await self.repo.get(scope, conv.id)
             if fresh is not None and fresh.digest == conv.digest:
-                return self._continue(req, fresh, lock)
+                plan = self._continue(req, fresh, lock)
+                # Each answer gets its own id (clients key messages by it); the row moves on.
+                plan.conv_id, plan.replaces = "chatcmpl-" + uuid.uuid4().hex, fresh.id
+                return plan
             lock.release()
         return self._new(req, "chatcmpl-" + uuid.uuid4().hex, self.auto_ttl)
 
@@ -156,3 +160,5 @@ class Conversations:
             parent_id=message_id or plan.parent_id, transcript=transcript,
             digest=digest(transcript), model=model, ttl_seconds=plan.ttl,
             created_at=plan.existing.created_at if plan.existing else now, updated_at=now))
+        if plan.replaces and plan.replaces != plan.conv_id:
+            await self.repo.delete(scope, plan.replaces)
