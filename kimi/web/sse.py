@@ -52,9 +52,15 @@ class SSEStream:
 
     async def _keep_alive(self) -> None:
         while True:
-            await asyncio.sleep(max(0.05, self.last_write + self.keepalive - time.monotonic()))
-            if self.accepted and time.monotonic() - self.last_write >= self.keepalive:
+            delay = self.last_write + self.keepalive - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif self.accepted:
                 await self.write(KEEPALIVE)
+            else:
+                # Still waiting for an account or for Kimi to accept: a real status may yet
+                # be sent, so nothing goes out.
+                await asyncio.sleep(self.keepalive)
 
     async def run(self, events, encode, head: bytes, tail, on_error) -> web.StreamResponse:
         """Write `head` before the first content, `encode(ev)` per event, `tail()` at the end;
