@@ -87,14 +87,14 @@ class ModelCatalogue:
             ultra = "swarm" in low or "ultra" in low
             live = self._live_agent("TYPE_ULTRA" if ultra else "TYPE_NORMAL")
             if live is not None:
-                return dataclasses.replace(live, id=name)
+                return dataclasses.replace(live, id=name, live=False)
             return ModelSpec(id=name, description="", scenario=AGENT_SCENARIO,
                              kimiplus_id="ok-computer",
                              agent_mode="TYPE_ULTRA" if ultra else "TYPE_NORMAL",
                              context_length=CONTEXT_256K)
         base = self._default or ModelSpec(id=name, description="", scenario=DEFAULT_SCENARIO,
                                           context_length=CONTEXT_256K)
-        spec = dataclasses.replace(base, id=name, description="", thinking=False)
+        spec = dataclasses.replace(base, id=name, description="", thinking=False, live=False)
         if _AGENT_ID.match(name):
             spec.kimiplus_id = name     # a Kimi+ agent id as the model name (seed behaviour)
         return spec

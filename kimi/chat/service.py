@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 from ..canonical.events import Finish, ReasoningDelta, Started, TextDelta
 from ..canonical.request import ChatRequest, Trace
@@ -46,10 +47,13 @@ class ChatService:
             trace.account = account.alias
             sent_content = False
             try:
-                async for ev in self._turn(account, req, prompt):
-                    if not sent_content and type(ev) in CONTENT:
-                        sent_content = True
-                    yield ev
+                # aclosing: a consumer that stops early (stop sequence, max_tokens, a client
+                # gone) closes the turn now, so cancel and delete do not wait for the GC.
+                async with aclosing(self._turn(account, req, prompt)) as turn:
+                    async for ev in turn:
+                        if not sent_content and type(ev) in CONTENT:
+                            sent_content = True
+                        yield ev
                 return
             except GatewayError as e:
                 self._note_failure(account, e)
