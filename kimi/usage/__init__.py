@@ -5,6 +5,9 @@ exact file OpenAI publishes for tiktoken (its SHA-256 is checked at load, the sa
 tiktoken's own registry pins). Kimi's own tokenizer is not published in a form we can ship,
 so counts are estimates; o200k_base is a modern 200k-entry vocabulary that splits Chinese
 and code much like Kimi's 160k one does.
+
+To replace the file: take the `o200k_base.tiktoken` that tiktoken's registry fetches for this
+encoding, `gzip -9 -n` it, and check that its SHA-256 before compression is O200K_SHA256.
 """
 
 from __future__ import annotations
