@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 
 from aiohttp import web
-
-import asyncio
-import contextlib
 
 from .api import openai_routes
 from .canonical.models import ModelCatalogue
