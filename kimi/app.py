@@ -9,8 +9,8 @@ import time
 
 from aiohttp import web
 
-
 from .api import admin_routes, openai_routes
+from .canonical.models import ModelCatalogue
 from .chat.conversations import Conversations
 from .chat.service import ChatService
 from .store.conversations import ConversationRepo
@@ -18,8 +18,10 @@ from .config import Config
 from .store.sqlite import Store
 from .upstream.accounts import AccountPool
 from .upstream.auth import TokenManager
+from .upstream.catalog import CatalogueRefresher
 from .upstream.client import KimiClient
-from .web.keys import CONFIG, SERVICE, STARTED_AT
+from .usage import load_counter
+from .web.keys import CATALOGUE, CONFIG, SERVICE, STARTED_AT, TOKEN_COUNTER
 from .web.middleware import errors_and_logs
 
 log = logging.getLogger("kimi.app")
@@ -30,6 +32,8 @@ def create_app(config: Config) -> web.Application:
                           client_max_size=config.server.max_body_mb * 1024 * 1024)
     app[CONFIG] = config
     app[STARTED_AT] = time.time()
+    app[CATALOGUE] = ModelCatalogue()
+    app[TOKEN_COUNTER] = load_counter()
     app.cleanup_ctx.append(_services)
     openai_routes.add_routes(app)
     admin_routes.add_routes(app)
@@ -61,6 +65,9 @@ async def _services(app: web.Application):
     loop = asyncio.get_running_loop()
     background = [loop.create_task(_every(30.0, tokens.refresh_due, pool.all_accounts)),
                   loop.create_task(_every(60.0, service.purge_expired))]
+    catalogue = _catalogue_task(app, client, pool, service)
+    if catalogue is not None:
+        background.append(catalogue)
     yield
     for task in background:
         task.cancel()
@@ -80,6 +87,19 @@ async def _every(seconds: float, job, *arg_factories) -> None:
         except Exception:
             log.exception("background job %s failed", getattr(job, "__name__", job))
         await asyncio.sleep(seconds)
+
+
+def _catalogue_task(app: web.Application, client: KimiClient, pool: AccountPool,
+                    service: ChatService) -> asyncio.Task | None:
+    """Refresh the live model catalogue in the background with the first configured account;
+    with no server account there is no token to ask with, and the static table stands."""
+    if not pool.accounts:
+        return None
+    account = pool.accounts[0]
+    refresher = CatalogueRefresher(app[CATALOGUE], client, pool.session(account),
+                                   lambda: service.tokens.access_token(account),
+                                   app[CONFIG].kimi.models_refresh_seconds)
+    return asyncio.get_running_loop().create_task(refresher.run())
 
 
 async def ping(request: web.Request) -> web.Response:

@@ -35,6 +35,8 @@ class KimiConfig:
     connect_timeout_seconds: float = 10.0
     idle_timeout_seconds: float = 90.0
     delete_chats: bool = True
+    think_tags: bool = False
+    models_refresh_seconds: float = 3600.0
 
 
 @dataclass(frozen=True)

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from contextlib import aclosing
 
 import orjson
 from aiohttp import web
 
 from ..canonical.events import ChatResult, ReasoningDelta, TextDelta, collect
-from ..canonical.models import list_models
+from ..canonical.shaping import ShapeOptions, shape
 from ..web.auth import authenticate
 from ..web.body import read_json
-from ..web.keys import CONFIG, SERVICE
+from ..web.keys import CATALOGUE, CONFIG, SERVICE, TOKEN_COUNTER
 from ..web.middleware import TRACE
 from ..web.sse import SSEStream
 from .openai_wire import (DONE, ChunkEncoder, completion_body, decode_chat_request,
-                          error_chunk, estimate_usage, models_body, new_completion_id)
+                          error_chunk, models_body, new_completion_id)
+
+# Texts longer than this are counted off the event loop (about 1 ms per 40 KB).
+COUNT_INLINE_CHARS = 32 * 1024
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -28,15 +33,19 @@ async def chat_completions_stateful(request: web.Request) -> web.StreamResponse:
 
 async def _complete(request: web.Request, path_id: str | None) -> web.StreamResponse:
     config, service, trace = request.app[CONFIG], request.app[SERVICE], request[TRACE]
-    req = decode_chat_request(await read_json(request))
+    req = decode_chat_request(await read_json(request), request.app[CATALOGUE].resolve)
     trace.model = req.model
     caller = authenticate(request, config.server.api_keys, bool(service.pool.accounts))
     turn = await service.turn(req, api_key_id=caller.api_key_id,
                               client_tokens=list(caller.kimi_tokens), path_id=path_id, trace=trace)
+    counter = request.app[TOKEN_COUNTER]
+    options = ShapeOptions(stop=req.stop, max_tokens=req.max_tokens, silent=req.spec.silent,
+                           think_tags=config.kimi.think_tags)
     async with turn:
+        events = shape(turn.events(), options, counter)
         if not req.stream:
-            return await _complete_once(req, turn, trace)
-        return await _complete_stream(request, config, req, turn, trace)
+            return await _complete_once(req, turn, events, counter, trace)
+        return await _complete_stream(request, req, turn, events, counter)
 
 
 def _conversation_headers(turn) -> dict:
@@ -49,46 +58,52 @@ def _conversation_headers(turn) -> dict:
     return headers
 
 
-async def _complete_once(req, turn, trace) -> web.Response:
-    result = await collect(turn.events())
+async def _complete_once(req, turn, events, counter, trace) -> web.Response:
+    result = await collect(events)
     trace.first_token = trace.first_token or time.monotonic()
     turn.answer = result.text
     cid = turn.conversation_id or new_completion_id()
-    body = completion_body(req, result, cid, estimate_usage(_prompt_text(req), result))
+    body = completion_body(req, result, cid, await usage(counter, req, result))
     return web.Response(body=orjson.dumps(body), content_type="application/json",
                         headers=_conversation_headers(turn))
 
 
-async def _complete_stream(request, config, req, turn, trace) -> web.StreamResponse:
+async def _complete_stream(request, req, turn, events, counter) -> web.StreamResponse:
+    config, trace = request.app[CONFIG], request[TRACE]
     enc = ChunkEncoder(req.model, turn.conversation_id)
-    texts: list[str] = []
-    reasoning: list[str] = []
+    texts: list[str] = []           # the content as the client received it
+    reasoning: list[str] | None = [] if req.include_usage else None
     sse = SSEStream(request, keepalive=config.server.keepalive_seconds,
                     headers={"X-Request-Id": trace.request_id})
 
     def encode(ev):
+        if type(ev) is UsageReady:
+            return enc.usage(ev.usage)
         if trace.first_token is None:
             trace.first_token = time.monotonic()
             sse.resp.headers.update(_conversation_headers(turn))
         t = type(ev)
         if t is TextDelta:
             texts.append(ev.text)
-        elif t is ReasoningDelta:
+        elif t is ReasoningDelta and reasoning is not None:
             reasoning.append(ev.text)
         return enc.event(ev)
 
-    def tail() -> bytes:
+    async def with_usage():
+        # Usage is counted once, after the last event, from the pieces kept for it.
+        async with aclosing(events):
+            async for ev in events:
+                yield ev
         turn.answer = "".join(texts)
-        if not req.include_usage:
-            return DONE
-        result = ChatResult(text=turn.answer, reasoning="".join(reasoning))
-        return enc.usage(estimate_usage(_prompt_text(req), result)) + DONE
+        if reasoning is not None:
+            result = ChatResult(text=turn.answer, reasoning="".join(reasoning))
+            yield UsageReady(await usage(counter, req, result))
 
     def in_band(e) -> bytes:
         trace.note = f"in-band-error:{e.code}"
         return error_chunk(e)
 
-    resp = await sse.run(turn.events(), encode, enc.role(), tail, in_band)
+    resp = await sse.run(with_usage(), encode, enc.role(), lambda: DONE, in_band)
     trace.status = 200
     if sse.disconnected:
         trace.note = "client-disconnected"
@@ -96,12 +111,24 @@ async def _complete_stream(request, config, req, turn, trace) -> web.StreamRespo
     return resp
 
 
-def _prompt_text(req) -> str:
-    return "\n".join(m.text for m in req.messages)
+class UsageReady:
+    __slots__ = ("usage",)
+
+    def __init__(self, usage: dict):
+        self.usage = usage
+
+
+async def usage(counter, req, result: ChatResult) -> dict:
+    """Token estimates: prompt per message, completion = answer + reasoning."""
+    prompts = [m.text for m in req.messages]
+    size = sum(map(len, prompts)) + len(result.text) + len(result.reasoning)
+    if size <= COUNT_INLINE_CHARS:
+        return counter.usage(prompts, result.text, result.reasoning)
+    return await asyncio.to_thread(counter.usage, prompts, result.text, result.reasoning)
 
 
 async def models(request: web.Request) -> web.Response:
-    return web.Response(body=orjson.dumps(models_body(list_models())),
+    return web.Response(body=orjson.dumps(models_body(request.app[CATALOGUE].list())),
                         content_type="application/json")
 
 

@@ -7,15 +7,16 @@ import uuid
 
 import orjson
 
-from ..canonical.events import ChatResult, Finish, ReasoningDelta, TextDelta
+from ..canonical.events import ChatResult, Citation, Finish, ReasoningDelta, TextDelta
 from ..canonical.models import resolve_model
 from ..canonical.request import ChatRequest, Message
 from ..errors import GatewayError, InvalidRequest
+from .openai_options import apply_thinking, decode_limits
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 
 
-def decode_chat_request(body) -> ChatRequest:
+def decode_chat_request(body, resolve=resolve_model) -> ChatRequest:
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")
     model = body.get("model", "kimi")
@@ -31,9 +32,12 @@ def decode_chat_request(body) -> ChatRequest:
     if conversation_id is not None and not isinstance(conversation_id, str):
         raise InvalidRequest("'conversation_id' must be a string", param="conversation_id")
     messages = decode_messages(body.get("messages"))
-    return ChatRequest(model=model, spec=resolve_model(model, use_search), messages=messages,
+    spec = resolve(model, use_search)
+    apply_thinking(body, spec)
+    stop, max_tokens = decode_limits(body)
+    return ChatRequest(model=model, spec=spec, messages=messages,
                        stream=stream, include_usage=include_usage,
-                       conversation_id=conversation_id)
+                       conversation_id=conversation_id, stop=stop, max_tokens=max_tokens)
 
 
 def _bool(body: dict, key: str) -> bool:
@@ -116,6 +120,10 @@ class ChunkEncoder:
     def reasoning(self, text: str) -> bytes:
         return self._prefix + b'{"reasoning_content":' + self._dumps(text) + b"}" + _FINISH_NULL
 
+    def annotation(self, c: Citation) -> bytes:
+        return (self._prefix + b'{"annotations":[' + self._dumps(url_citation(c)) + b"]}" +
+                _FINISH_NULL)
+
     def finish(self, reason: str) -> bytes:
         return self._prefix + b'{},"finish_reason":' + self._dumps(reason) + b"}]}\n\n"
 
@@ -130,9 +138,22 @@ class ChunkEncoder:
             return self.text(ev.text)
         if t is ReasoningDelta:
             return self.reasoning(ev.text)
+        if t is Citation:
+            return self.annotation(ev)
         if t is Finish:
+            if ev.reason == "content_filter" and ev.message:
+                # The moderation notice goes where OpenAI puts a refusal.
+                return (self._prefix + b'{"refusal":' + self._dumps(ev.message) + b"}" +
+                        _FINISH_NULL + self.finish(ev.reason))
             return self.finish(ev.reason)
         return None
+
+
+def url_citation(c: Citation) -> dict:
+    end = c.end if c.end is not None else 0
+    return {"type": "url_citation", "url_citation": {
+        "url": c.url, "title": c.title, "start_index": c.start if c.start is not None else end,
+        "end_index": end}}
 
 
 def error_chunk(e: GatewayError) -> bytes:
@@ -143,20 +164,14 @@ def new_completion_id() -> str:
     return "chatcmpl-" + uuid.uuid4().hex
 
 
-def estimate_usage(prompt: str, result: ChatResult) -> dict:
-    # Rough estimate (about 4 characters per token) until a real tokenizer is wired in.
-    p, c = _rough(prompt), _rough(result.text) + _rough(result.reasoning)
-    return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
-
-
-def _rough(text: str) -> int:
-    return (len(text) + 3) // 4
-
-
 def completion_body(req: ChatRequest, result: ChatResult, completion_id: str, usage: dict) -> dict:
     message = {"role": "assistant", "content": result.text}
     if result.reasoning:
         message["reasoning_content"] = result.reasoning
+    if result.citations:
+        message["annotations"] = [url_citation(c) for c in result.citations]
+    if result.finish_reason == "content_filter" and result.finish_message:
+        message["refusal"] = result.finish_message
     return {"id": completion_id, "object": "chat.completion", "created": int(time.time()),
             "model": req.model,
             "choices": [{"index": 0, "message": message, "finish_reason": result.finish_reason,
@@ -165,9 +180,13 @@ def completion_body(req: ChatRequest, result: ChatResult, completion_id: str, us
 
 
 def models_body(specs) -> dict:
-    return {"object": "list", "data": [
-        {"id": s.id, "object": "model", "created": 0, "owned_by": "kimi-gateway",
-         "description": s.description,
-         "capabilities": {"thinking": s.thinking, "search": s.search,
-                          "agent": s.scenario == "SCENARIO_OK_COMPUTER"}}
-        for s in specs]}
+    return {"object": "list", "data": [model_body(s) for s in specs]}
+
+
+def model_body(s) -> dict:
+    return {"id": s.id, "object": "model", "created": 0,
+            "owned_by": "kimi" if s.live else "kimi-gateway", "description": s.description,
+            "context_length": s.context_length,
+            "capabilities": {"thinking": s.thinking, "search": s.search,
+                             "agent": bool(s.agent_mode), "vision": s.vision,
+                             "kimiplus": bool(s.kimiplus_id) and not s.agent_mode}}

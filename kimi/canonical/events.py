@@ -23,6 +23,18 @@ class ReasoningDelta:
         self.text = text
 
 
+class Citation:
+    """A source the answer may cite. From upstream: `ref` (Kimi's refIndex) with url and title.
+    After shaping: `number` is its [n] in the answer, and `start`/`end` the characters of the
+    content it annotates (None for a source that no text points at)."""
+    __slots__ = ("ref", "url", "title", "number", "start", "end")
+
+    def __init__(self, ref: str, url: str, title: str = "", number: int = 0,
+                 start: int | None = None, end: int | None = None):
+        self.ref, self.url, self.title = ref, url, title
+        self.number, self.start, self.end = number, start, end
+
+
 class Finish:
     __slots__ = ("reason", "message")
 
@@ -40,7 +52,7 @@ class Started:
         self.message_id = message_id
 
 
-Event = TextDelta | ReasoningDelta | Finish | Started
+Event = TextDelta | ReasoningDelta | Citation | Finish | Started
 
 
 @dataclass
@@ -50,6 +62,8 @@ class ChatResult:
     finish_reason: str = "stop"
     chat_id: str | None = None
     message_id: str | None = None
+    finish_message: str | None = None
+    citations: list = field(default_factory=list)
     parts: list = field(default_factory=list, repr=False)
 
 
@@ -61,8 +75,11 @@ async def collect(events) -> ChatResult:
             text.append(ev.text)
         elif type(ev) is ReasoningDelta:
             reasoning.append(ev.text)
+        elif type(ev) is Citation:
+            result.citations.append(ev)
         elif type(ev) is Finish:
             result.finish_reason = ev.reason
+            result.finish_message = ev.message
         elif type(ev) is Started:
             result.chat_id = ev.chat_id or result.chat_id
             result.message_id = ev.message_id or result.message_id

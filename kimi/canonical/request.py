@@ -23,6 +23,13 @@ class ModelSpec:
     silent: bool = False
     kimiplus_id: str | None = None
     agent_mode: str | None = None
+    upstream_model: str | None = None       # options.model (2026-09 catalogue ids)
+    efforts: tuple[str, ...] = ()           # upstream reasoning efforts the catalogue offers
+    default_effort: str | None = None       # and the one it picks by default
+    effort: str | None = None               # the client's: none | low | medium | high
+    vision: bool = False
+    context_length: int | None = None       # tokens
+    live: bool = False                      # from the upstream catalogue, not our table
 
 
 @dataclass(slots=True)
@@ -33,6 +40,8 @@ class ChatRequest:
     stream: bool = False
     include_usage: bool = False
     conversation_id: str | None = None
+    stop: tuple[str, ...] = ()
+    max_tokens: int | None = None
     extra: dict = field(default_factory=dict)
 
 

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 from ..canonical.events import Finish, ReasoningDelta, TextDelta
 from ..canonical.request import ChatRequest, Trace
@@ -116,10 +117,13 @@ class ChatService:
             turn.trace.account = account.alias
             sent_content = False
             try:
-                async for ev in self._turn_with_refresh(account, turn):
-                    if not sent_content and type(ev) in CONTENT:
-                        sent_content = True
-                    yield ev
+                # aclosing: a consumer that stops early (stop sequence, max_tokens, a client
+                # gone) closes the turn now, so cancel and delete do not wait for the GC.
+                async with aclosing(self._turn_with_refresh(account, turn)) as events:
+                    async for ev in events:
+                        if not sent_content and type(ev) in CONTENT:
+                            sent_content = True
+                        yield ev
                 return
             except GatewayError as e:
                 self._note_failure(account, e)
@@ -159,15 +163,17 @@ class ChatService:
         """Kimi: an expired token shows as HTTP 401 or an `unauthenticated` end-stream frame,
         before any chat exists; one refresh and one retry are safe (nothing was posted)."""
         try:
-            async for ev in self._upstream(account, turn):
-                yield ev
+            async with aclosing(self._upstream(account, turn)) as events:
+                async for ev in events:
+                    yield ev
             return
         except UpstreamAuthError:
             if account.refresh_token is None:
                 raise
         await self.tokens.refresh(account)
-        async for ev in self._upstream(account, turn):
-            yield ev
+        async with aclosing(self._upstream(account, turn)) as events:
+            async for ev in events:
+                yield ev
 
     async def _upstream(self, account: Account, turn: Turn) -> AsyncIterator:
         plan = turn.plan

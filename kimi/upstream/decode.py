@@ -7,7 +7,7 @@ answer text, and reading goes on after `done` because an error may still follow.
 
 from __future__ import annotations
 
-from ..canonical.events import ReasoningDelta, Started, TextDelta
+from ..canonical.events import Citation, ReasoningDelta, Started, TextDelta
 from ..errors import (GatewayError, InvalidRequest, NotFound, PaymentRequired, PermissionDenied,
                       RateLimited, Unauthorized, UpstreamError, UpstreamTimeout,
                       UpstreamUnavailable)
@@ -26,7 +26,8 @@ class UpstreamAuthError(Unauthorized):
 class StreamDecoder:
     """One per upstream stream; `decode(frame)` returns the events a frame carries."""
 
-    __slots__ = ("chat_id", "message_id", "done", "finish_reason", "finish_message", "_blocks")
+    __slots__ = ("chat_id", "message_id", "done", "finish_reason", "finish_message", "_blocks",
+                 "_refs")
 
     def __init__(self):
         self.chat_id: str | None = None
@@ -35,6 +36,7 @@ class StreamDecoder:
         self.finish_reason = "stop"
         self.finish_message: str | None = None
         self._blocks: dict[str, list[str]] = {}   # block id -> pieces of text emitted so far
+        self._refs: set[str] = set()              # search results already reported
 
     def decode(self, frame: dict) -> tuple:
         block = frame.get("block")
@@ -61,8 +63,10 @@ class StreamDecoder:
         elif mask.startswith("block.think") or (not mask and "think" in block):
             part = block.get("think") or {}
             kind = ReasoningDelta
+        elif "tool" in block or "search" in block:
+            return self._search_results(block)
         else:
-            return ()   # tools, search, stages: not text
+            return ()   # stages and anything unknown: not text
         content = part.get("content") or ""
         key = ("t" if kind is TextDelta else "r") + str(block.get("id", ""))
         if op == "append":
@@ -81,17 +85,56 @@ class StreamDecoder:
         delta = content[len(before):] if content.startswith(before) else content
         return (kind(delta),) if delta else ()
 
+    def _search_results(self, block: dict) -> tuple:
+        # Kimi: results arrive as block.tool.contents[].searchResult {refIndex, base{title,url}};
+        # before 2026-03 as block.search.webPages[] {title, url} without a refIndex.
+        tool = block.get("tool") or {}
+        items = [c["searchResult"] for c in tool.get("contents") or ()
+                 if isinstance(c, dict) and isinstance(c.get("searchResult"), dict)]
+        pages = (block.get("search") or {}).get("webPages") or ()
+        items += [{"base": p, "refIndex": f"webpage:{p.get('url')}"} for p in pages
+                  if isinstance(p, dict)]
+        return self._citations(items)
+
+    def _citations(self, items) -> tuple:
+        out = []
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            base = item.get("base") if isinstance(item.get("base"), dict) else item
+            url = base.get("url")
+            ref = str(item.get("refIndex") or item.get("id") or url or "")
+            if not url or not isinstance(url, str) or ref in self._refs:
+                continue
+            self._refs.add(ref)
+            out.append(Citation(ref=ref, url=url, title=str(base.get("title") or "")))
+        return tuple(out)
+
     def _message(self, message: dict) -> tuple:
         if message.get("role") == "user":
             return ()   # Kimi echoes the prompt: never answer text.
-        status = message.get("status")
-        if status in _BLOCKED:
+        out: tuple = ()
+        refs = message.get("refs")
+        if isinstance(refs, dict):
+            # Kimi: searchChunks mirrors the tool block's results; usedSearchChunks is a subset.
+            out = self._citations(list(refs.get("searchChunks") or ()) +
+                                  list(refs.get("usedSearchChunks") or ()))
+        if message.get("status") in _BLOCKED:
             self.finish_reason = "content_filter"
+            self.finish_message = _blocked_text(message)
         mid = message.get("id")
         if message.get("role") == "assistant" and mid and mid != self.message_id:
             self.message_id = mid
-            return (Started(chat_id=self.chat_id, message_id=mid),)
-        return ()
+            out += (Started(chat_id=self.chat_id, message_id=mid),)
+        return out
+
+
+def _blocked_text(message: dict) -> str:
+    # Kimi: a moderation stop is a bare status change; any reason text it carries is passed on.
+    for key in ("statusMessage", "status_message", "reason", "message"):
+        if isinstance(message.get(key), str) and message[key]:
+            return f"Kimi stopped the answer: {message[key]}"
+    return "Kimi stopped the answer (content moderation)"
 
 
 _CODE_MAP = {

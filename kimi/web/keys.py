@@ -7,3 +7,5 @@ from aiohttp import web
 CONFIG = web.AppKey("config", Any)
 SERVICE = web.AppKey("service", Any)
 STARTED_AT = web.AppKey("started_at", float)
+CATALOGUE = web.AppKey("catalogue", Any)          # canonical.models.ModelCatalogue
+TOKEN_COUNTER = web.AppKey("token_counter", Any)  # usage.TokenCounter

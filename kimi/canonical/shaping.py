@@ -1,0 +1,213 @@
+"""Turning the upstream's events into the answer a client is shown, whatever the dialect.
+
+In order: reasoning optionally rendered as `<think>...</think>` content; citation markers
+rewritten to `[n]` (canonical.citations); the answer cut at the first `stop` sequence, even
+one split across pieces; the answer cut at `max_tokens`; the sources list appended. Cutting
+ends the upstream stream early (closing it cancels the Kimi answer and deletes the chat).
+
+Citations leave here with `start`/`end` set: the characters of the content they annotate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass
+
+from .citations import CitationRewriter, sources_markdown
+from .events import Citation, Finish, ReasoningDelta, TextDelta
+
+THINK_OPEN, THINK_CLOSE = "<think>\n", "\n</think>\n\n"
+
+
+@dataclass(frozen=True, slots=True)
+class ShapeOptions:
+    stop: tuple[str, ...] = ()
+    max_tokens: int | None = None
+    silent: bool = False          # no sources list appended to the content
+    think_tags: bool = False      # reasoning as <think>...</think> inside the content
+
+
+class StopMatcher:
+    """Finds the first stop sequence across pieces; holds back a tail that may start one."""
+
+    def __init__(self, stops: tuple[str, ...]):
+        self.stops = tuple(s for s in stops if s)
+        self._pending = ""
+
+    def feed(self, text: str) -> tuple[str, bool]:
+        buf = self._pending + text
+        hits = [i for i in (buf.find(s) for s in self.stops) if i >= 0]
+        if hits:
+            self._pending = ""
+            return buf[:min(hits)], True
+        hold = max((k for s in self.stops for k in range(1, min(len(s), len(buf) + 1))
+                    if buf.endswith(s[:k])), default=0)
+        self._pending = buf[len(buf) - hold:] if hold else ""
+        return buf[:len(buf) - hold], False
+
+    def flush(self) -> str:
+        tail, self._pending = self._pending, ""
+        return tail
+
+
+class TokenCap:
+    """Stops the completion at `limit` tokens. Pieces are counted one by one (an upper bound:
+    BPE never needs more tokens for a whole than for its parts, give or take a merge); only
+    when that bound passes the limit is the whole text counted exactly and cut."""
+
+    def __init__(self, limit: int, counter):
+        self.limit, self.counter = limit, counter
+        self.upper = 0
+        self._texts: list[str] = []
+
+    def feed(self, text: str) -> tuple[str, bool]:
+        self.upper += self.counter.count(text)
+        if self.upper <= self.limit:
+            self._texts.append(text)
+            return text, False
+        before = "".join(self._texts)
+        whole = before + text
+        self.upper = self.counter.count(whole)
+        if self.upper <= self.limit:
+            self._texts = [whole]
+            return text, False
+        head = self.counter.head(whole, self.limit)
+        return (head[len(before):] if len(head) > len(before) else ""), True
+
+
+class AnswerShaper:
+    """One per answer; each method takes one upstream event and returns the events to send.
+
+    Positions: the rewriter counts "answer" characters (after [n] rewriting); `content`
+    counts everything sent as content (think tags and the sources list too). Their difference
+    maps a [n] span from one to the other."""
+
+    def __init__(self, options: ShapeOptions, counter=None):
+        self.options = options
+        self.citations = CitationRewriter()
+        self.stop = StopMatcher(options.stop) if options.stop else None
+        self.cap = TokenCap(options.max_tokens, counter) if options.max_tokens is not None else None
+        self.content = 0            # characters of content sent
+        self.answered = 0           # answer characters sent
+        self.cut: str | None = None     # finish reason when we end the answer ourselves
+        self.finished = False
+        self._thinking = False
+        self._spans: list = []      # (start, end, source) in answer coordinates, not yet sent
+        self._cited: set[str] = set()
+
+    def reasoning(self, text: str) -> list:
+        text = self._capped(text)
+        if not text:
+            return []
+        if not self.options.think_tags:
+            return [ReasoningDelta(text)]
+        if not self._thinking:
+            self._thinking = True
+            text = THINK_OPEN + text
+        return [self._content(text)]
+
+    def text(self, text: str) -> list:
+        out = self._close_think()
+        text, spans = self.citations.feed(text)
+        self._spans += spans
+        return self._answer(out, text)
+
+    def source(self, c: Citation) -> list:
+        self.citations.add(c)
+        return []
+
+    def finish(self, ev: Finish) -> list:
+        if self.finished:
+            return []
+        out = []
+        if self.cut is None:
+            out = self._answer(out, self.citations.flush(), final=True)
+        out += self._close_think()
+        if self.cut is None and not self.options.silent and self.citations.sources:
+            out += self._sources_list()
+        if self.cut is None:
+            out += self._uncited()
+        self.finished = True
+        return out + [Finish(self.cut or ev.reason, None if self.cut else ev.message)]
+
+    def _answer(self, out: list, text: str, final: bool = False) -> list:
+        """Send answer text (stop and cap applied) with the annotations it completes."""
+        if self.stop is not None:
+            text, hit = self.stop.feed(text)
+            if hit:
+                self.cut = "stop"
+            elif final:
+                text += self.stop.flush()
+        text = self._capped(text)
+        shift = self.content - self.answered
+        if text:
+            out.append(self._content(text))
+            self.answered += len(text)
+        ready = [s for s in self._spans if s[1] <= self.answered]
+        self._spans = [s for s in self._spans if s[1] > self.answered]
+        for start, end, source in ready:
+            self._cited.add(source.ref)
+            out.append(Citation(source.ref, source.url, source.title, source.number,
+                                start + shift, end + shift))
+        return out
+
+    def _capped(self, text: str) -> str:
+        if self.cap is None or not text:
+            return text
+        if self.cut == "length":
+            return ""
+        text, hit = self.cap.feed(text)
+        if hit:
+            self.cut = "length"
+        return text
+
+    def _content(self, text: str) -> TextDelta:
+        self.content += len(text)
+        return TextDelta(text)
+
+    def _close_think(self) -> list:
+        if not self._thinking:
+            return []
+        self._thinking = False
+        return [self._content(THINK_CLOSE)]
+
+    def _sources_list(self) -> list:
+        text, spans = sources_markdown(self.citations.sources)
+        base = self.content
+        out = [self._content(text)]
+        for start, end, source in spans:
+            if source.ref not in self._cited:
+                self._cited.add(source.ref)
+                out.append(Citation(source.ref, source.url, source.title, source.number,
+                                    base + start, base + end))
+        return out
+
+    def _uncited(self) -> list:
+        """Sources no text points at (silent mode) still reach the client, as empty spans."""
+        return [Citation(s.ref, s.url, s.title, s.number, self.content, self.content)
+                for s in self.citations.sources if s.ref not in self._cited]
+
+
+async def shape(events, options: ShapeOptions, counter=None) -> AsyncIterator:
+    """The shaped event stream. Returns as soon as the answer is cut, closing `events`."""
+    shaper = AnswerShaper(options, counter)
+    async with aclosing(events):
+        async for ev in events:
+            t = type(ev)
+            if t is TextDelta:
+                out = shaper.text(ev.text)
+            elif t is ReasoningDelta:
+                out = shaper.reasoning(ev.text)
+            elif t is Citation:
+                out = shaper.source(ev)
+            elif t is Finish:
+                out = shaper.finish(ev)
+            else:
+                out = [ev]
+            for item in out:
+                yield item
+            if shaper.cut is not None:
+                for item in shaper.finish(Finish()):
+                    yield item
+                return

@@ -1,0 +1,134 @@
+"""Pure answer shaping: citation markers, stop sequences, token caps, think tags, sources."""
+
+import pytest
+
+from kimi.canonical.citations import CitationRewriter, sources_markdown
+from kimi.canonical.events import Citation, Finish, ReasoningDelta, TextDelta, collect
+from kimi.canonical.shaping import ShapeOptions, StopMatcher, shape
+from kimi.usage import O200K_SHA256, load_counter
+
+E3A0 = "\ue3a0cite\ue3a3{}\ue3a8"
+Y2026 = "\U0001F6E0cite\ue3a3{}\U0001F3A8"
+SOURCES = [Citation("web_search:1#0", "https://a.example", "Alpha"),
+           Citation("web_search:1#1", "https://b.example", "Beta [draft]")]
+
+
+def rewrite_in_pieces(text: str, size: int) -> str:
+    rw = CitationRewriter()
+    for s in SOURCES:
+        rw.add(s)
+    out = [rw.feed(text[i:i + size])[0] for i in range(0, len(text), size)]
+    return "".join(out) + rw.flush()
+
+
+@pytest.mark.parametrize("raw,shown", [
+    ("One." + E3A0.format("web_search:1#0") + " Two.", "One.[1] Two."),
+    ("One." + Y2026.format("web_search:1#1") + " Two.", "One.[2] Two."),
+    ("A" + E3A0.format("web_search:1#0,web_search:1#1"), "A[1][2]"),
+    ("A" + E3A0.format("web_search:1#1:~:text=Beta%20x"), "A[2]"),
+    ("A" + E3A0.format("web_search:9#9") + "B", "AB"),                 # unknown result: dropped
+    ("stray \ue3a0\ue3a3 private use", "stray  private use"),
+    ("tools \U0001F6E0 and art \U0001F3A8", "tools \U0001F6E0 and art \U0001F3A8"),
+    ("ends mid-marker \U0001F6E0cite\ue3a3web_se", "ends mid-marker "),   # never half a marker
+    ("ends on an emoji \U0001F6E0", "ends on an emoji \U0001F6E0"),
+])
+def test_markers_at_every_split_point(raw, shown):
+    for size in range(1, len(raw) + 1):
+        assert rewrite_in_pieces(raw, size) == shown, f"piece size {size}"
+
+
+def test_rewriter_spans_point_at_the_references():
+    rw = CitationRewriter()
+    for s in SOURCES:
+        rw.add(s)
+    text, spans = rw.feed("x" + E3A0.format("web_search:1#1") + "yz" + E3A0.format("web_search:1#0"))
+    assert text == "x[2]yz[1]"
+    assert [(a, b, s.number) for a, b, s in spans] == [(1, 4, 2), (6, 9, 1)]
+
+
+def test_sources_markdown_is_clean_and_escaped():
+    rw = CitationRewriter()
+    for s in SOURCES + [Citation("r3", "https://c.example/a b(1)", "")]:
+        rw.add(s)
+    text, spans = sources_markdown(rw.sources)
+    assert text == ("\n\n**Sources**\n\n1. [Alpha](https://a.example)"
+                    "\n2. [Beta \\[draft\\]](https://b.example)"
+                    "\n3. [https://c.example/a b(1)](https://c.example/a%20b%281%29)")
+    assert [text[a:b] for a, b, _ in spans][0] == "1. [Alpha](https://a.example)"
+
+
+@pytest.mark.parametrize("stops,pieces,shown,hit", [
+    (("END",), ["abc E", "N", "D more"], "abc ", True),
+    (("END",), ["abc E", "NX"], "abc ENX", False),
+    (("\n\n", "###"), ["a\n", "b#", "##c"], "a\nb", True),
+    (("xyz",), ["xy"], "xy", False),
+])
+def test_stop_matcher_across_pieces(stops, pieces, shown, hit):
+    m = StopMatcher(stops)
+    out, seen = [], False
+    for p in pieces:
+        text, h = m.feed(p)
+        out.append(text)
+        if h:
+            seen = True
+            break
+    if not seen:
+        out.append(m.flush())
+    assert ("".join(out), seen) == (shown, hit)
+
+
+async def events(*items):
+    for item in items:
+        yield item
+
+
+async def shaped(items, **options):
+    return await collect(shape(events(*items), ShapeOptions(**options), load_counter()))
+
+
+async def test_think_tags_wrap_reasoning_and_keep_citation_offsets():
+    r = await shaped([SOURCES[0], ReasoningDelta("hm"), ReasoningDelta("m"),
+                      TextDelta("Yes" + E3A0.format("web_search:1#0")), Finish()],
+                     think_tags=True, silent=True)
+    assert r.text == "<think>\nhmm\n</think>\n\nYes[1]" and r.reasoning == ""
+    assert [(c.start, c.end) for c in r.citations] == [(len(r.text) - 3, len(r.text))]
+
+
+async def test_token_cap_is_exact_on_the_whole_text():
+    counter = load_counter()
+    text = "The quick brown fox jumps over the lazy dog. " * 5
+    r = await shaped([TextDelta(text[i:i + 2]) for i in range(0, len(text), 2)] + [Finish()],
+                     max_tokens=12)
+    assert r.finish_reason == "length" and counter.count(r.text) == 12
+    assert text.startswith(r.text)
+
+
+async def test_upstream_finish_passes_when_nothing_cuts():
+    r = await shaped([TextDelta("a"), Finish("content_filter", "blocked")], stop=("zz",),
+                     max_tokens=100)
+    assert (r.text, r.finish_reason, r.finish_message) == ("a", "content_filter", "blocked")
+
+
+async def test_a_cut_closes_the_upstream_stream():
+    closed = []
+
+    async def upstream():
+        try:
+            for i in range(1000):
+                yield TextDelta(f"piece {i} ")
+        finally:
+            closed.append(True)
+
+    r = await collect(shape(upstream(), ShapeOptions(stop=("piece 3",))))
+    assert r.text == "piece 0 piece 1 piece 2 " and r.finish_reason == "stop" and closed
+
+
+def test_the_shipped_encoding_is_openais_o200k_base():
+    counter = load_counter()
+    assert counter._enc.encode_ordinary("hello world") == [24912, 2375]
+    assert counter._enc.n_vocab == 200019
+    assert len(O200K_SHA256) == 64
+    assert counter.head("Hello \u4e2d\u6587 world", 2) == "Hello \u4e2d\u6587"
+    assert counter.usage(["Hi"], "", "") == {
+        "prompt_tokens": counter.count("Hi") + 6, "completion_tokens": 0, "total_tokens":
+        counter.count("Hi") + 6, "completion_tokens_details": {"reasoning_tokens": 0}}
