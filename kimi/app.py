@@ -8,10 +8,15 @@ import time
 from aiohttp import web
 
 from .api import openai_routes
+from .chat.addresses import AddressPolicy
+from .chat.attachments import AttachmentService
+from .chat.fetch import RemoteFetcher
 from .chat.service import ChatService, TokenManager
 from .config import Config
+from .store.uploads import UploadStore
 from .upstream.accounts import AccountPool
 from .upstream.client import KimiClient
+from .upstream.files import FileUploader
 from .web.keys import CONFIG, SERVICE, STARTED_AT
 from .web.middleware import errors_and_logs
 
@@ -37,11 +42,25 @@ async def _services(app: web.Application):
     pool = AccountPool(config.kimi.tokens, client.new_session,
                        max_streams=config.pool.max_streams_per_account,
                        queue_timeout=config.pool.queue_timeout_seconds)
-    service = ChatService(pool, client, TokenManager(), delete_chats=config.kimi.delete_chats)
+    attachments = await _attachments(config, client)
+    service = ChatService(pool, client, TokenManager(), delete_chats=config.kimi.delete_chats,
+                          attachments=attachments)
     app[SERVICE] = service
     yield
     await service.drain()
     await pool.close()
+    await attachments.close()
+
+
+async def _attachments(config: Config, client: KimiClient) -> AttachmentService:
+    files, max_bytes = config.files, config.files.max_mb * 1024 * 1024
+    store = UploadStore(config.store.path, files.dedupe_ttl_hours * 3600)
+    await store.open()
+    fetcher = RemoteFetcher(AddressPolicy(files.allow_hosts), max_bytes,
+                            files.download_timeout_seconds)
+    uploader = FileUploader(client, files.upload_timeout_seconds, files.parse_timeout_seconds)
+    return AttachmentService(fetcher, uploader, store, max_bytes=max_bytes,
+                             parallel=files.parallel_uploads)
 
 
 async def ping(request: web.Request) -> web.Response:

@@ -23,10 +23,12 @@ MAX_ATTEMPTS = 3
 
 
 class ChatService:
-    def __init__(self, pool: AccountPool, client: KimiClient, tokens, *, delete_chats: bool = True):
+    def __init__(self, pool: AccountPool, client: KimiClient, tokens, *, delete_chats: bool = True,
+                 attachments=None):
         self.pool = pool
         self.client = client
         self.tokens = tokens            # TokenManager: gives a live access token for an account
+        self.attachments = attachments  # AttachmentService: message files -> Kimi file ids
         self.delete_chats = delete_chats
         self._background: set[asyncio.Task] = set()
 
@@ -64,7 +66,8 @@ class ChatService:
     async def _turn(self, account: Account, req: ChatRequest, prompt: str) -> AsyncIterator:
         token = await self.tokens.access_token(account)
         headers = self.client.headers(token, "application/connect+json")
-        payload = build_chat_payload(req.spec, prompt)
+        file_ids = await self.attachments.prepare(account, self.pool.session(account), token, req)
+        payload = build_chat_payload(req.spec, prompt, file_ids=file_ids)
         decoder = StreamDecoder()
         finished = False
         try:

@@ -1,0 +1,1 @@
+"""Gateway state kept across requests (SQLite)."""

@@ -1,0 +1,110 @@
+"""Kimi file upload and parse progress (protocol reference, section 4.8)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import IO
+
+import aiohttp
+import orjson
+from aiohttp.payload import BufferedReaderPayload, BytesIOPayload
+
+from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from .client import KimiClient
+from .decode import map_connect_error
+
+UPLOAD_PATH = "/apiv2-files/file/upload"
+PARSE_PATH = "/apiv2-files/kimi.gateway.file.v1.FileService/GetFileParseProgress"
+# Kimi: status arrives as the enum name or its number (3 = success, 4 = failure).
+SUCCESS = {"PROCESS_STATUS_SUCCESS", 3}
+FAILED = {"PROCESS_STATUS_FAILED", "PROCESS_STATUS_FAIL", 4}
+FIRST_POLL, MAX_POLL, POLL_GROWTH = 0.2, 2.0, 1.5
+MAX_ERROR_BODY = 64 * 1024
+
+
+class ParseFailed(Exception):
+    def __init__(self, file_id: str):
+        super().__init__(file_id)
+        self.file_id = file_id
+
+
+class ParseTimedOut(Exception):
+    def __init__(self, file_ids: list[str]):
+        super().__init__(*file_ids)
+        self.file_ids = file_ids
+
+
+class FileUploader:
+    def __init__(self, client: KimiClient, upload_timeout: float, parse_timeout: float):
+        self.client = client
+        self.parse_timeout = parse_timeout
+        self._timeout = aiohttp.ClientTimeout(total=upload_timeout)
+
+    async def upload(self, session: aiohttp.ClientSession, token: str, filename: str,
+                     mime: str, body: IO[bytes]) -> str:
+        """Multipart upload of one file (streamed from `body`); returns Kimi's file id."""
+        payload_cls = BytesIOPayload if hasattr(body, "getbuffer") else BufferedReaderPayload
+        form = aiohttp.MultipartWriter("form-data")
+        part = form.append_payload(payload_cls(body, content_type=mime))
+        part.set_content_disposition("form-data", name="file", filename=filename)
+        headers = self.client.headers(token, "multipart/form-data")
+        del headers["Content-Type"]     # aiohttp writes it with the boundary
+        try:
+            async with session.post(self.client.base_url + UPLOAD_PATH, data=form,
+                                    headers=headers, timeout=self._timeout) as resp:
+                if resp.status != 200:
+                    raise await _http_error(resp)
+                answer = orjson.loads(await resp.read())
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            raise UpstreamTimeout("Kimi did not accept the upload in time",
+                                  code="upstream_upload_timeout", retryable=True) from None
+        except aiohttp.ClientError as e:
+            raise UpstreamUnavailable(f"cannot reach Kimi to upload: {type(e).__name__}",
+                                      code="upstream_unreachable", retryable=True) from None
+        except orjson.JSONDecodeError:
+            raise UpstreamError("Kimi answered the upload with something that is not JSON",
+                                code="upstream_bad_upload") from None
+        file_id = (answer.get("file") or {}).get("id") if isinstance(answer, dict) else None
+        if not isinstance(file_id, str) or not file_id:
+            raise UpstreamError("Kimi's upload answer has no file id", code="upstream_bad_upload")
+        return file_id
+
+    async def statuses(self, session, token: str, file_ids: list[str]) -> dict[str, object]:
+        answer = await self.client.unary(session, token, PARSE_PATH, {"file_ids": file_ids})
+        out = {}
+        for p in answer.get("progresses") or ():
+            if isinstance(p, dict):
+                out[str(p.get("fileId", p.get("file_id", "")))] = p.get("status")
+        return out
+
+    async def wait_parsed(self, session, token: str, file_ids: list[str], on_ready=None) -> None:
+        """Polls until every file parsed: the first poll is quick, later ones back off.
+        Raises ParseFailed for a failed file, ParseTimedOut past the parse timeout."""
+        pending, delay = list(file_ids), 0.0
+        deadline = time.monotonic() + self.parse_timeout
+        while pending:
+            if delay:
+                if time.monotonic() + delay > deadline:
+                    raise ParseTimedOut(pending)
+                await asyncio.sleep(delay)
+            statuses = await self.statuses(session, token, pending)
+            for fid in list(pending):
+                if statuses.get(fid) in FAILED:
+                    raise ParseFailed(fid)
+                if statuses.get(fid) in SUCCESS:
+                    pending.remove(fid)
+                    if on_ready is not None:
+                        await on_ready(fid)
+            delay = min(MAX_POLL, delay * POLL_GROWTH) if delay else FIRST_POLL
+
+
+async def _http_error(resp: aiohttp.ClientResponse):
+    body = await resp.content.read(MAX_ERROR_BODY)
+    try:
+        err = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        err = {}
+    if not isinstance(err, dict) or not (err.get("code") or err.get("message")):
+        err = {"message": f"HTTP {resp.status}"}
+    return map_connect_error(err, http_status=resp.status)
