@@ -331,3 +331,13 @@ async def test_stream_request_with_a_file(gw, emu):
     assert text == emu.state.last_reply.text
     (record,) = emu.state.files.values()
     assert chat_file_ids(emu) == [record.id] and record.checksum == hashlib.sha256(PDF).hexdigest()
+
+
+async def test_large_documents_arrive_intact_both_ways(fgw, emu, files):
+    blob = bytes(range(256)) * 4099      # ~1 MB, several upload slices, odd length
+    messages = ask(openai_file_part(blob, "blob.bin", "application/octet-stream"),
+                   file_url_part(files.url + "/big?mb=3"))
+    await fgw.client().chat.completions.create(model="kimi", messages=messages)
+    records = [emu.state.files[i] for i in chat_file_ids(emu)]
+    assert records[0].data == blob
+    assert records[1].data == b"x" * (3 * 1024 * 1024) and records[1].name == "big"

@@ -105,7 +105,7 @@ class AttachmentService:
 
     async def _upload(self, session, token: str, b: Blob) -> str:
         try:
-            return await self.uploader.upload(session, token, b.filename, b.mime, b.stream())
+            return await self.uploader.upload(session, token, b.filename, b.mime, b.content())
         except GatewayError as e:
             e.message, e.param = f"{b.where}: {e.message}", b.where
             e.args = (e.message,)

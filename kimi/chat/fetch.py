@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import mimetypes
 import posixpath
 import tempfile
@@ -43,9 +42,9 @@ class Blob:
     data: bytes | None = None
     file: IO[bytes] | None = None
 
-    def stream(self) -> IO[bytes]:
+    def content(self) -> bytes | IO[bytes]:
         if self.data is not None:
-            return io.BytesIO(self.data)    # shares the bytes, no copy
+            return self.data
         self.file.seek(0)
         return self.file
 

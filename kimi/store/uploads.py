@@ -58,16 +58,20 @@ class UploadStore:
         return dict(rows)
 
     async def remember(self, account: str, digest: str, file_id: str) -> None:
-        await self._query("INSERT OR REPLACE INTO uploads (account, sha256, file_id, created_at) "
-                          "VALUES (?, ?, ?, ?)", (account, digest, file_id, time.time()))
+        now = time.time()
+
+        def write():
+            self._db.execute("INSERT OR REPLACE INTO uploads (account, sha256, file_id, "
+                             "created_at) VALUES (?, ?, ?, ?)", (account, digest, file_id, now))
+            # Purging on write keeps a long-running gateway's table at one TTL's worth.
+            self._db.execute("DELETE FROM uploads WHERE created_at < ?", (now - self.ttl,))
+
+        await asyncio.to_thread(self._run, write)
 
     async def forget(self, account: str, digests: list[str]) -> None:
         for digest in digests:
             await self._query("DELETE FROM uploads WHERE account = ? AND sha256 = ?",
                               (account, digest))
-
-    async def purge_expired(self) -> None:
-        await self._query("DELETE FROM uploads WHERE created_at < ?", (time.time() - self.ttl,))
 
     async def _query(self, sql: str, args: tuple) -> list[tuple]:
         return await asyncio.to_thread(self._run, lambda: self._db.execute(sql, args).fetchall())

@@ -8,7 +8,8 @@ from typing import IO
 
 import aiohttp
 import orjson
-from aiohttp.payload import BufferedReaderPayload, BytesIOPayload
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.payload import BufferedReaderPayload, Payload
 
 from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from .client import KimiClient
@@ -21,6 +22,29 @@ SUCCESS = {"PROCESS_STATUS_SUCCESS", 3}
 FAILED = {"PROCESS_STATUS_FAILED", "PROCESS_STATUS_FAIL", 4}
 FIRST_POLL, MAX_POLL, POLL_GROWTH = 0.2, 2.0, 1.5
 MAX_ERROR_BODY = 64 * 1024
+SLICE = 256 * 1024
+
+
+class MemoryPayload(Payload):
+    """Bytes already in memory, written in slices of a memoryview: nothing is copied but the
+    slice the transport may buffer (aiohttp's BytesIOPayload copies the whole buffer, its
+    BytesPayload hands the transport everything at once)."""
+
+    def __init__(self, value: bytes, **kwargs):
+        super().__init__(value, **kwargs)
+        self._size = len(value)
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return self._value.decode(encoding, errors)
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(self, writer: AbstractStreamWriter,
+                                content_length: int | None) -> None:
+        view = memoryview(self._value)[:content_length]
+        for start in range(0, len(view), SLICE):
+            await writer.write(view[start:start + SLICE])
 
 
 class ParseFailed(Exception):
@@ -42,9 +66,9 @@ class FileUploader:
         self._timeout = aiohttp.ClientTimeout(total=upload_timeout)
 
     async def upload(self, session: aiohttp.ClientSession, token: str, filename: str,
-                     mime: str, body: IO[bytes]) -> str:
-        """Multipart upload of one file (streamed from `body`); returns Kimi's file id."""
-        payload_cls = BytesIOPayload if hasattr(body, "getbuffer") else BufferedReaderPayload
+                     mime: str, body: bytes | IO[bytes]) -> str:
+        """Multipart upload of one file, streamed from memory or a file; returns its id."""
+        payload_cls = MemoryPayload if isinstance(body, bytes) else BufferedReaderPayload
         form = aiohttp.MultipartWriter("form-data")
         part = form.append_payload(payload_cls(body, content_type=mime))
         part.set_content_disposition("form-data", name="file", filename=filename)
