@@ -117,3 +117,19 @@ def test_bad_parts_are_400_naming_the_part(name, part, code, param):
     assert e.value.message.startswith(param.split(".type")[0])
     if code:
         assert e.value.code == code
+
+
+def test_a_document_larger_than_one_decoding_slice():
+    doc = bytes(range(256)) * (5 * 1024 * 1024 // 256 + 7) + b"!"   # > 4 Mi characters, padded
+    (a,) = attachments_of({"type": "file", "file_url": {"url": f"data:application/pdf;base64,{b64(doc)}"}})
+    assert a.data == doc
+    text = base64.b64encode(doc).decode()
+    (a,) = attachments_of({"type": "file", "file": {"file_data": text.rstrip("=") or text, "filename": "a.pdf"}})
+    assert a.data == doc
+    broken = text[:5_000_000] + "*" + text[5_000_001:]
+    with pytest.raises(InvalidRequest, match="not valid base64"):
+        attachments_of({"type": "file", "file": {"file_data": broken, "filename": "a.pdf"}})
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()

@@ -6,7 +6,9 @@ import asyncio
 import base64
 import hashlib
 
+import aiohttp
 import openai
+import orjson
 import pytest
 from aiohttp import web
 
@@ -341,3 +343,21 @@ async def test_large_documents_arrive_intact_both_ways(fgw, emu, files):
     records = [emu.state.files[i] for i in chat_file_ids(emu)]
     assert records[0].data == blob
     assert records[1].data == b"x" * (3 * 1024 * 1024) and records[1].name == "big"
+
+
+async def test_a_body_over_8_mb_follows_the_same_json_rules(gw, emu):
+    doc = bytes(range(256)) * (7 * 1024 * 1024 // 256)
+    good = orjson.dumps({"model": "kimi", "messages": ask(openai_file_part(doc, "big.pdf"))})
+    assert len(good) > 8 * 1024 * 1024
+    bad_bodies = [good[:-1], good[:-1] + b',"x":NaN}', good.replace(b'"big.pdf"', b'"big\xff.pdf"')]
+    async with aiohttp.ClientSession() as s:
+        for body in bad_bodies:
+            async with s.post(gw.url + "/v1/chat/completions", data=body,
+                              headers={"Content-Type": "application/json"}) as r:
+                assert r.status == 400
+                assert (await r.json())["error"]["code"] == "invalid_json"
+    assert emu.state.calls == []
+    await gw.client().chat.completions.create(model="kimi", messages=ask(openai_file_part(doc, "big.pdf")))
+    (record,) = emu.state.files.values()
+    assert record.data == doc
+

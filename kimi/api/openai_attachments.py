@@ -13,6 +13,7 @@ naming it before anything goes upstream. Size limits and remote URLs are checked
 from __future__ import annotations
 
 import binascii
+import io
 import mimetypes
 import re
 import urllib.parse
@@ -22,6 +23,8 @@ from ..errors import InvalidRequest
 
 ATTACHMENT_TYPES = {"image_url", "file"}
 _WHITESPACE = re.compile(rb"\s+")
+MAX_HEADER = 1024               # "data:<media type>;<params>;base64," is short
+SLICE_CHARS = 4 * 1024 * 1024   # a multiple of 4: every slice but the last has no padding
 
 
 def decode_attachment(part: dict, where: str) -> Attachment:
@@ -90,11 +93,11 @@ def _inline(where: str, kind: str, content: bytes, mime: str, filename: str | No
 
 def decode_data_url(url: str, field: str) -> tuple[str, bytes]:
     """RFC 2397: data:[<mediatype>][;base64],<data> -> (mime, bytes)."""
-    header, sep, payload = url[5:].partition(",")
-    if not sep:
+    comma = url.find(",", 0, MAX_HEADER)
+    if comma < 0:
         raise InvalidRequest(f"{field} is not a valid data URL (no comma)", param=field,
                              code="invalid_data_url")
-    params = [p.strip() for p in header.split(";")]
+    params = [p.strip() for p in url[5:comma].split(";")]
     is_base64 = params[-1].lower() == "base64"
     if is_base64:
         params.pop()
@@ -103,24 +106,37 @@ def decode_data_url(url: str, field: str) -> tuple[str, bytes]:
         raise InvalidRequest(f"{field}: '{mime}' is not a media type", param=field,
                              code="invalid_data_url")
     if is_base64:
-        return mime, decode_base64(payload, field)
-    return mime, urllib.parse.unquote_to_bytes(payload)
+        return mime, decode_base64(url, field, start=comma + 1)
+    return mime, urllib.parse.unquote_to_bytes(url[comma + 1:])
 
 
-def decode_base64(text: str, field: str) -> bytes:
-    """Strict standard base64; line breaks and missing padding are forgiven, nothing else."""
+def decode_base64(text: str, field: str, start: int = 0) -> bytes:
+    """Strict standard base64 from text[start:]; line breaks and missing padding are
+    forgiven, nothing else."""
     try:
-        return binascii.a2b_base64(text, strict_mode=True)
+        return _decode_in_slices(text, start)
     except (binascii.Error, ValueError):
         pass
     # The slow path copies the text, so only a malformed or wrapped payload pays for it.
-    raw = _WHITESPACE.sub(b"", text.encode("ascii", "replace"))
+    raw = _WHITESPACE.sub(b"", text[start:].encode("ascii", "replace"))
     raw += b"=" * (-len(raw) % 4 if len(raw) % 4 != 1 else 0)
     try:
         return binascii.a2b_base64(raw, strict_mode=True)
     except (binascii.Error, ValueError):
         raise InvalidRequest(f"{field} is not valid base64", param=field,
                              code="invalid_base64") from None
+
+
+def _decode_in_slices(text: str, start: int) -> bytes:
+    """Slicing a str copies it, so a document is decoded a few MB at a time into one buffer
+    whose getvalue() hands over its bytes without a final copy: peak memory is the text plus
+    the result, not twice the text."""
+    if len(text) - start <= SLICE_CHARS:
+        return binascii.a2b_base64(text[start:] if start else text, strict_mode=True)
+    out = io.BytesIO()
+    for i in range(start, len(text), SLICE_CHARS):
+        out.write(binascii.a2b_base64(text[i:i + SLICE_CHARS], strict_mode=True))
+    return out.getvalue()
 
 
 def _guess_mime(filename: str | None) -> str:
