@@ -361,3 +361,16 @@ async def test_a_body_over_8_mb_follows_the_same_json_rules(gw, emu):
     (record,) = emu.state.files.values()
     assert record.data == doc
 
+
+
+async def test_files_are_uploaded_on_the_account_that_runs_the_chat(start_gateway, emu):
+    from kimi.emulator import mint_access_token
+    gw = await start_gateway(kimi={"tokens": (mint_access_token("user-1"), mint_access_token("user-2"))})
+    messages = ask(openai_file_part(PDF, "a.pdf"))
+    for _ in range(4):
+        await gw.client().chat.completions.create(model="kimi", messages=messages)
+        chat = emu.state.chats[emu.state.last_reply.chat_id]
+        (file_id,) = chat_file_ids(emu)
+        assert emu.state.files[file_id].sub == chat.sub
+    assert sorted(r.sub for r in emu.state.files.values()) == ["user-1", "user-2"]
+    assert len(uploads(emu)) == 2

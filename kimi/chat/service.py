@@ -66,7 +66,8 @@ class ChatService:
     async def _turn(self, account: Account, req: ChatRequest, prompt: str) -> AsyncIterator:
         token = await self.tokens.access_token(account)
         headers = self.client.headers(token, "application/connect+json")
-        file_ids = await self.attachments.prepare(account, self.pool.session(account), token, req)
+        file_ids = (await self.attachments.prepare(account, self.pool.session(account), token, req)
+                    if self.attachments else ())
         payload = build_chat_payload(req.spec, prompt, file_ids=file_ids)
         decoder = StreamDecoder()
         finished = False
