@@ -374,3 +374,15 @@ async def test_files_are_uploaded_on_the_account_that_runs_the_chat(start_gatewa
         assert emu.state.files[file_id].sub == chat.sub
     assert sorted(r.sub for r in emu.state.files.values()) == ["user-1", "user-2"]
     assert len(uploads(emu)) == 2
+
+
+async def test_after_a_failed_upload_a_retry_uploads_only_what_is_missing(gw, emu):
+    emu.state.upload_fail_names = {"x.pdf"}
+    emu.state.upload_delay = 0.1
+    messages = ask(openai_file_part(PDF, "good.pdf"), openai_file_part(PNG, "x.pdf"))
+    await expect_error(gw, messages, 502, param="messages[0].content[2]")
+    assert not emu.state.chat_requests
+    emu.state.upload_fail_names = set()
+    await gw.client().chat.completions.create(model="kimi", messages=messages)
+    assert len(uploads(emu)) == 3, "good.pdf was uploaded once, x.pdf twice"
+    assert [emu.state.files[i].name for i in chat_file_ids(emu)] == ["good.pdf", "x.pdf"]

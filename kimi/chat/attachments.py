@@ -14,7 +14,7 @@ import hashlib
 from ..canonical.request import Attachment, ChatRequest
 from ..errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, UpstreamTimeout
 from ..store.uploads import UploadStore
-from ..upstream.files import SUCCESS, FileUploader, ParseFailed, ParseTimedOut
+from ..upstream.files import SUCCESS, FileUploader, ParseTimedOut
 from ..upstream.tokens import jwt_claims
 from .fetch import Blob, RemoteFetcher, inline_blob
 
@@ -70,25 +70,44 @@ class AttachmentService:
         if known:
             known = await self._still_there(owner, session, token, known)
         fresh = [b for b in blobs if b.sha256 not in known]
-        ids = await run_all([self._upload(session, token, b) for b in fresh], self.parallel)
-        by_id = dict(zip(ids, fresh))
+        # Every upload runs to its end even when another fails, and every finished one is
+        # remembered once parsed: a retry then uploads only what is missing, and nothing
+        # Kimi holds is unaccounted for.
+        outcomes = await run_all([self._upload(session, token, b) for b in fresh],
+                                 self.parallel, settle=True)
+        for o in outcomes:
+            if isinstance(o, BaseException) and not isinstance(o, GatewayError):
+                raise o
+        by_id = {o: b for o, b in zip(outcomes, fresh) if isinstance(o, str)}
+        parse_error = await self._parse(owner, session, token, by_id)
+        for o in outcomes:
+            if isinstance(o, GatewayError):
+                raise o
+        if parse_error is not None:
+            raise parse_error
+        known.update((b.sha256, fid) for fid, b in by_id.items())
+        return tuple(known[b.sha256] for b in blobs)
 
+    async def _parse(self, owner: str, session, token: str,
+                     by_id: dict[str, Blob]) -> GatewayError | None:
+        """Waits for Kimi to parse the new uploads; the error to report, if any."""
         async def ready(file_id: str) -> None:
             await self.store.remember(owner, by_id[file_id].sha256, file_id)
 
         try:
-            await self.uploader.wait_parsed(session, token, ids, on_ready=ready)
-        except ParseFailed as e:
-            b = by_id[e.file_id]
-            raise InvalidRequest(f"{b.where}: Kimi could not read {b.filename} (parsing failed)",
-                                 param=b.where, code="file_parse_failed") from None
+            failed = await self.uploader.wait_parsed(session, token, list(by_id), on_ready=ready)
         except ParseTimedOut as e:
             b = by_id[e.file_ids[0]]
-            raise UpstreamTimeout(f"{b.where}: Kimi did not finish parsing {b.filename} within "
-                                  f"{self.uploader.parse_timeout:g}s", param=b.where,
-                                  code="file_parse_timeout") from None
-        known.update((b.sha256, fid) for fid, b in by_id.items())
-        return tuple(known[b.sha256] for b in blobs)
+            return UpstreamTimeout(f"{b.where}: Kimi did not finish parsing {b.filename} within "
+                                   f"{self.uploader.parse_timeout:g}s", param=b.where,
+                                   code="file_parse_timeout")
+        except GatewayError as e:
+            return e
+        if failed:
+            b = by_id[failed[0]]
+            return InvalidRequest(f"{b.where}: Kimi could not read {b.filename} (parsing failed)",
+                                  param=b.where, code="file_parse_failed")
+        return None
 
     async def _still_there(self, owner: str, session, token: str,
                            known: dict[str, str]) -> dict[str, str]:
@@ -120,9 +139,10 @@ def upload_owner(account, token: str) -> str:
     return account.alias
 
 
-async def run_all(coros, limit: int, discard=None) -> list:
-    """Runs coroutines at most `limit` at a time; on the first failure cancels the rest
-    (and discards results already made) before raising it."""
+async def run_all(coros, limit: int, discard=None, settle: bool = False) -> list:
+    """Runs coroutines at most `limit` at a time. With `settle`, exceptions come back as
+    results; otherwise the first failure cancels the rest (and discards results already
+    made) before it is raised."""
     gate = asyncio.Semaphore(max(1, limit))
 
     async def one(coro):
@@ -131,7 +151,7 @@ async def run_all(coros, limit: int, discard=None) -> list:
 
     tasks = [asyncio.ensure_future(one(c)) for c in coros]
     try:
-        return await asyncio.gather(*tasks)
+        return await asyncio.gather(*tasks, return_exceptions=settle)
     except BaseException:
         for t in tasks:
             t.cancel()

@@ -47,12 +47,6 @@ class MemoryPayload(Payload):
             await writer.write(view[start:start + SLICE])
 
 
-class ParseFailed(Exception):
-    def __init__(self, file_id: str):
-        super().__init__(file_id)
-        self.file_id = file_id
-
-
 class ParseTimedOut(Exception):
     def __init__(self, file_ids: list[str]):
         super().__init__(*file_ids)
@@ -102,10 +96,12 @@ class FileUploader:
                 out[str(p.get("fileId", p.get("file_id", "")))] = p.get("status")
         return out
 
-    async def wait_parsed(self, session, token: str, file_ids: list[str], on_ready=None) -> None:
-        """Polls until every file parsed: the first poll is quick, later ones back off.
-        Raises ParseFailed for a failed file, ParseTimedOut past the parse timeout."""
-        pending, delay = list(file_ids), 0.0
+    async def wait_parsed(self, session, token: str, file_ids: list[str],
+                          on_ready=None) -> list[str]:
+        """Polls until every file is parsed or failed (the first poll is quick, later ones
+        back off) and returns the failed ids; `on_ready(id)` runs for each success.
+        Raises ParseTimedOut, naming the files still pending, past the parse timeout."""
+        pending, failed, delay = list(file_ids), [], 0.0
         deadline = time.monotonic() + self.parse_timeout
         while pending:
             if delay:
@@ -114,13 +110,15 @@ class FileUploader:
                 await asyncio.sleep(delay)
             statuses = await self.statuses(session, token, pending)
             for fid in list(pending):
-                if statuses.get(fid) in FAILED:
-                    raise ParseFailed(fid)
-                if statuses.get(fid) in SUCCESS:
+                status = statuses.get(fid)
+                if status in FAILED or status in SUCCESS:
                     pending.remove(fid)
-                    if on_ready is not None:
-                        await on_ready(fid)
+                if status in FAILED:
+                    failed.append(fid)
+                elif status in SUCCESS and on_ready is not None:
+                    await on_ready(fid)
             delay = min(MAX_POLL, delay * POLL_GROWTH) if delay else FIRST_POLL
+        return failed
 
 
 async def _http_error(resp: aiohttp.ClientResponse):
