@@ -133,3 +133,12 @@ def test_a_document_larger_than_one_decoding_slice():
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+@pytest.mark.parametrize("name,safe", [
+    ("中文 报告.pdf", "中文 报告.pdf"), ('a"b\r\n.pdf', "a'b.pdf"), ("../../etc/passwd", "passwd"),
+    ("C:\\x\\y.doc", "y.doc"), ("", "file"), ("\x00\x7f", "file"),
+    ("a" * 300 + ".pdf", "a" * 190 + ".pdf"), ("b" * 300, "b" * 200)])
+def test_upload_filenames_are_made_safe(name, safe):
+    from kimi.upstream.files import safe_filename
+    assert safe_filename(name) == safe

@@ -386,3 +386,10 @@ async def test_after_a_failed_upload_a_retry_uploads_only_what_is_missing(gw, em
     await gw.client().chat.completions.create(model="kimi", messages=messages)
     assert len(uploads(emu)) == 3, "good.pdf was uploaded once, x.pdf twice"
     assert [emu.state.files[i].name for i in chat_file_ids(emu)] == ["good.pdf", "x.pdf"]
+
+
+async def test_unicode_filenames_reach_kimi_as_they_are(gw, emu):
+    await gw.client().chat.completions.create(
+        model="kimi", messages=ask(openai_file_part(PDF, "季度 报告 \"final\".pdf")))
+    (record,) = emu.state.files.values()
+    assert record.name == "季度 报告 'final'.pdf"

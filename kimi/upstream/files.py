@@ -65,7 +65,9 @@ class FileUploader:
         payload_cls = MemoryPayload if isinstance(body, bytes) else BufferedReaderPayload
         form = aiohttp.MultipartWriter("form-data")
         part = form.append_payload(payload_cls(body, content_type=mime))
-        part.set_content_disposition("form-data", name="file", filename=filename)
+        # Raw UTF-8 as browsers send it; aiohttp's default would percent-encode "中文.pdf".
+        part.set_content_disposition("form-data", quote_fields=False, name="file",
+                                     filename=safe_filename(filename))
         headers = self.client.headers(token, "multipart/form-data")
         del headers["Content-Type"]     # aiohttp writes it with the boundary
         try:
@@ -119,6 +121,17 @@ class FileUploader:
                     await on_ready(fid)
             delay = min(MAX_POLL, delay * POLL_GROWTH) if delay else FIRST_POLL
         return failed
+
+
+def safe_filename(name: str) -> str:
+    """A name fit for a quoted header value: no path, control characters, quotes or
+    backslashes, at most 200 characters (the extension kept)."""
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if c >= " " and c != "\x7f").replace('"', "'").strip()
+    if len(name) > 200:
+        stem, dot, ext = name.rpartition(".")
+        name = (stem[:190] + dot + ext[:9]) if dot and len(ext) < 10 else name[:200]
+    return name or "file"
 
 
 async def _http_error(resp: aiohttp.ClientResponse):
