@@ -62,7 +62,8 @@ def _url_of(spec, where: str) -> str:
 
 
 def _from_url(url: str, kind: str, filename: str | None, field: str, where: str) -> Attachment:
-    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    colon = url.find(":", 0, 32)    # not url.split(): that would copy a whole document
+    scheme = url[:colon].lower() if colon > 0 else ""
     if scheme == "data":
         mime, content = decode_data_url(url, field)
         if kind == "image" and not mime.startswith("image/"):
