@@ -11,15 +11,20 @@ from aiohttp import web
 
 from .api import admin_routes, openai_routes
 from .canonical.models import ModelCatalogue
+from .chat.addresses import AddressPolicy
+from .chat.attachments import AttachmentService
 from .chat.conversations import Conversations
+from .chat.fetch import RemoteFetcher
 from .chat.service import ChatService
-from .store.conversations import ConversationRepo
 from .config import Config
+from .store.conversations import ConversationRepo
 from .store.sqlite import Store
+from .store.uploads import UploadStore
 from .upstream.accounts import AccountPool
 from .upstream.auth import TokenManager
 from .upstream.catalog import CatalogueRefresher
 from .upstream.client import KimiClient
+from .upstream.files import FileUploader
 from .usage import load_counter
 from .web.keys import CATALOGUE, CONFIG, SERVICE, STARTED_AT, TOKEN_COUNTER
 from .web.middleware import errors_and_logs
@@ -57,7 +62,8 @@ async def _services(app: web.Application):
     conversations = Conversations(ConversationRepo(store),
                                   ttl_seconds=config.store.conversation_ttl_days * 86400,
                                   auto_ttl_seconds=config.store.auto_continue_minutes * 60)
-    service = ChatService(pool, client, tokens, conversations,
+    attachments = await _attachments(config, client)
+    service = ChatService(pool, client, tokens, conversations, attachments=attachments,
                           delete_chats=config.kimi.delete_chats, overflow=config.store.overflow)
     app[SERVICE] = service
     for account in pool.accounts:
@@ -75,6 +81,7 @@ async def _services(app: web.Application):
             await task
     await service.drain()
     await pool.close()
+    await attachments.close()
     await store.close()
 
 
@@ -100,6 +107,17 @@ def _catalogue_task(app: web.Application, client: KimiClient, pool: AccountPool,
                                    lambda: service.tokens.access_token(account),
                                    app[CONFIG].kimi.models_refresh_seconds)
     return asyncio.get_running_loop().create_task(refresher.run())
+
+
+async def _attachments(config: Config, client: KimiClient) -> AttachmentService:
+    files, max_bytes = config.files, config.files.max_mb * 1024 * 1024
+    store = UploadStore(config.store.path, files.dedupe_ttl_hours * 3600)
+    await store.open()
+    fetcher = RemoteFetcher(AddressPolicy(files.allow_hosts), max_bytes,
+                            files.download_timeout_seconds)
+    uploader = FileUploader(client, files.upload_timeout_seconds, files.parse_timeout_seconds)
+    return AttachmentService(fetcher, uploader, store, max_bytes=max_bytes,
+                             parallel=files.parallel_uploads)
 
 
 async def ping(request: web.Request) -> web.Response:

@@ -55,15 +55,28 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class FilesConfig:
+    max_mb: int = 100
+    allow_hosts: tuple[str, ...] = ()
+    download_timeout_seconds: float = 60.0
+    upload_timeout_seconds: float = 120.0
+    parse_timeout_seconds: float = 60.0
+    parallel_uploads: int = 4
+    dedupe_ttl_hours: float = 24.0
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     kimi: KimiConfig = field(default_factory=KimiConfig)
     pool: PoolConfig = field(default_factory=PoolConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    files: FilesConfig = field(default_factory=FilesConfig)
     source: str = "<defaults>"
 
 
-SECTIONS = {"server": ServerConfig, "kimi": KimiConfig, "pool": PoolConfig, "store": StoreConfig}
+SECTIONS = {"server": ServerConfig, "kimi": KimiConfig, "pool": PoolConfig, "store": StoreConfig,
+            "files": FilesConfig}
 
 # Environment variable -> (section, key). Lists are comma-separated.
 ENV_OVERRIDES = {

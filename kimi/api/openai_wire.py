@@ -9,9 +9,10 @@ import orjson
 
 from ..canonical.events import ChatResult, Citation, Finish, ReasoningDelta, TextDelta
 from ..canonical.models import resolve_model
-from ..canonical.request import ChatRequest, Message
+from ..canonical.request import Attachment, ChatRequest, Message
 from ..errors import GatewayError, InvalidRequest
 from .openai_options import apply_thinking, decode_limits
+from .openai_attachments import ATTACHMENT_TYPES, decode_attachment
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 
@@ -62,23 +63,24 @@ def decode_messages(raw) -> list[Message]:
             raise InvalidRequest(f"{where}.role must be one of system, user, assistant, tool",
                                  param=f"{where}.role")
         role = {"developer": "system", "function": "tool"}.get(role, role)
-        text = _content_text(m.get("content"), f"{where}.content")
+        text, attachments = _content(m.get("content"), f"{where}.content")
         if role == "assistant" and m.get("tool_calls"):
             calls = orjson.dumps(m["tool_calls"]).decode()
             text = f"{text}\n[tool calls] {calls}" if text else f"[tool calls] {calls}"
         name = m.get("tool_call_id") or m.get("name")
-        out.append(Message(role=role, text=text, name=name if isinstance(name, str) else None))
+        out.append(Message(role=role, text=text, name=name if isinstance(name, str) else None,
+                           attachments=attachments))
     return out
 
 
-def _content_text(content, where: str) -> str:
+def _content(content, where: str) -> tuple[str, tuple[Attachment, ...]]:
     if content is None:
-        return ""
+        return "", ()
     if isinstance(content, str):
-        return content
+        return content, ()
     if not isinstance(content, list):
         raise InvalidRequest(f"{where} must be a string or an array of parts", param=where)
-    texts = []
+    texts, attachments = [], []
     for j, part in enumerate(content):
         if not isinstance(part, dict) or not isinstance(part.get("type"), str):
             raise InvalidRequest(f"{where}[{j}] must be an object with a 'type'", param=f"{where}[{j}]")
@@ -86,10 +88,12 @@ def _content_text(content, where: str) -> str:
             if not isinstance(part.get("text"), str):
                 raise InvalidRequest(f"{where}[{j}].text must be a string", param=f"{where}[{j}].text")
             texts.append(part["text"])
+        elif part["type"] in ATTACHMENT_TYPES:
+            attachments.append(decode_attachment(part, f"{where}[{j}]"))
         else:
             raise InvalidRequest(f"{where}[{j}]: content part type '{part['type']}' is not "
                                  "supported", param=f"{where}[{j}].type")
-    return "\n".join(texts)
+    return "\n".join(texts), tuple(attachments)
 
 
 _FINISH_NULL = b',"finish_reason":null}]}\n\n'

@@ -5,11 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+@dataclass(slots=True, frozen=True)
+class Attachment:
+    """An image or document from a message: inline bytes, or a remote URL fetched later."""
+    where: str                  # the request field it came from, e.g. "messages[2].content[1]"
+    kind: str                   # "image" | "file"
+    url: str | None = None      # http(s) URL (exactly one of url and data is set)
+    data: bytes | None = None   # inline content, already decoded
+    filename: str | None = None
+    mime: str | None = None
+
+
 @dataclass(slots=True)
 class Message:
     role: str              # system | user | assistant | tool
     text: str
     name: str | None = None  # tool call id or participant name, when the client gave one
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(slots=True)

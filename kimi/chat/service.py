@@ -70,8 +70,9 @@ class Turn:
 
 class ChatService:
     def __init__(self, pool: AccountPool, client: KimiClient, tokens, conversations: Conversations,
-                 *, delete_chats: bool = True, overflow: str = "error"):
+                 *, attachments=None, delete_chats: bool = True, overflow: str = "error"):
         self.pool = pool
+        self.attachments = attachments  # AttachmentService: uploads files once per account
         self.client = client
         self.tokens = tokens            # TokenManager: a live access token for an account
         self.conversations = conversations
@@ -179,8 +180,13 @@ class ChatService:
         plan = turn.plan
         token = await self.tokens.access_token(account)
         headers = self.client.headers(token, "application/connect+json")
+        file_ids = ()
+        if self.attachments is not None:
+            # Files are per account: uploaded (or found already uploaded) on this one.
+            file_ids = await self.attachments.prepare(account, self.pool.session(account), token,
+                                                      turn.req, plan.new_messages)
         payload = build_chat_payload(turn.req.spec, plan.prompt, chat_id=plan.chat_id,
-                                     parent_id=plan.parent_id)
+                                     parent_id=plan.parent_id, file_ids=file_ids)
         decoder = StreamDecoder()
         finished = False
         try:

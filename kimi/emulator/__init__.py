@@ -34,6 +34,13 @@ blocks + ``message.refs.searchChunks`` when ``TOOL_TYPE_SEARCH`` is declared and
 ``"e3a0"`` style ``\\ue3a0cite\\ue3a3web_search:1#k\\ue3a8``, ``"2026"`` style
 ``\\U0001F6E0cite\\ue3a3web_search:1#k\\U0001F3A8``. Block ids are "1", "2", ... per turn.
 
+Files (reference 4.8): ``/apiv2-files/file/upload`` keeps each upload in ``state.files``
+(``FileRecord`` with the bytes, name, content type, sha256 checksum); ``GetFileParseProgress``
+answers PROCESSING ``state.parse_steps`` times per file (default 1), then SUCCESS, or FAILED
+for names in ``state.parse_fail``; names in ``state.parse_never`` stay PROCESSING; names in
+``state.upload_fail_names`` get HTTP 500 on upload. ``state.upload_delay`` seconds of delay per
+upload; ``state.max_uploads_active`` records how many uploads overlapped at most.
+
 Emulator choices where the reference is silent (documented assumptions):
 
 * Bare JSON / malformed envelope on Chat -> HTTP 400 ``{"code":"invalid_argument"}``

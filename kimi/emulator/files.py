@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import urllib.parse
@@ -23,6 +24,17 @@ def sign_url(request: web.Request, record: FileRecord, kind: str = "o") -> str:
 
 
 async def upload(request: web.Request, state: EmulatorState, sub: str) -> web.Response:
+    state.uploads_active += 1
+    state.max_uploads_active = max(state.max_uploads_active, state.uploads_active)
+    try:
+        if state.upload_delay > 0:
+            await asyncio.sleep(state.upload_delay)
+        return await _upload(request, state, sub)
+    finally:
+        state.uploads_active -= 1
+
+
+async def _upload(request: web.Request, state: EmulatorState, sub: str) -> web.Response:
     if not request.content_type.startswith("multipart/"):
         return connect_error(400, "invalid_argument", "expected multipart/form-data")
     reader = await request.multipart()

@@ -157,6 +157,9 @@ class EmulatorState:
         self.parse_fail: set[str] = set()
         self.parse_never: set[str] = set()
         self.upload_fail_names: set[str] = set()
+        self.upload_delay = 0.0
+        self.uploads_active = 0
+        self.max_uploads_active = 0
         self.rt_grace = 0.0
         self.refresh_gateway_refuses = False
         self.access_ttl = 900

@@ -1,0 +1,140 @@
+"""Peak memory of the gateway for one large document: python bench/files_rss.py [--mb 50]
+
+Starts the emulator and, per scenario, a fresh gateway (each its own process) and a file
+server in this process, sends one chat request carrying the document, and reads the gateway's
+VmHWM (peak RSS) from /proc. Scenarios: the document as a URL (streamed to a spooled
+temporary file, then streamed to Kimi) and inline as base64 (the JSON body itself is 1.33x
+the document and has to be parsed, so that path costs more by nature). Linux only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from kimi.emulator import mint_access_token  # noqa: E402
+
+MB = 1024 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def memory(pid: int) -> dict[str, int]:
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0]) * 1024
+    return out
+
+
+async def wait_up(url: str, proc: subprocess.Popen) -> None:
+    async with aiohttp.ClientSession() as s:
+        for _ in range(200):
+            if proc.poll() is not None:
+                raise SystemExit(f"process exited early: {proc.args}")
+            try:
+                async with s.get(url) as r:
+                    if r.status < 500:
+                        return
+            except aiohttp.ClientError:
+                await asyncio.sleep(0.05)
+    raise SystemExit(f"{url} did not come up")
+
+
+def start(args: list[str], env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, *args], cwd=ROOT, env={**os.environ, **(env or {})},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def run_scenario(name: str, body: bytes, emu_url: str, tmp: str, size: int) -> dict:
+    port = free_port()
+    config = Path(tmp) / f"{name}.toml"
+    config.write_text(f'[server]\nport = {port}\nlog_level = "warning"\n'
+                      f'[kimi]\nbase_url = "{emu_url}"\nauth_url = "{emu_url}"\n'
+                      f'tokens = ["{mint_access_token("bench")}"]\n'
+                      f'[store]\npath = "{tmp}/{name}.sqlite3"\n'
+                      f'[files]\nallow_hosts = ["127.0.0.1"]\nmax_mb = {size // MB + 10}\n')
+    gw = start(["gateway.py", "-c", str(config)])
+    try:
+        await wait_up(f"http://127.0.0.1:{port}/ping", gw)
+        before = memory(gw.pid)
+        started = time.monotonic()
+        async with aiohttp.ClientSession() as s:
+            async with s.post(f"http://127.0.0.1:{port}/v1/chat/completions", data=body,
+                              headers={"Content-Type": "application/json"}) as r:
+                answer = await r.read()
+                if r.status != 200:
+                    raise SystemExit(f"{name}: HTTP {r.status} {answer[:300]!r}")
+        after = memory(gw.pid)
+        return {"name": name, "seconds": time.monotonic() - started, "base": before["VmRSS"],
+                "peak": after["VmHWM"]}
+    finally:
+        gw.terminate()
+        gw.wait(10)
+
+
+def request_body(parts: list) -> bytes:
+    return orjson.dumps({"model": "kimi", "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "Summarize."}, *parts]}]})
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mb", type=int, default=50)
+    args = parser.parse_args()
+    size = args.mb * MB
+    document = os.urandom(size)     # incompressible, like a real PDF
+    files = web.Application()
+    files.router.add_get("/report.pdf", lambda r: web.Response(body=document,
+                                                               content_type="application/pdf"))
+    runner = web.AppRunner(files)
+    await runner.setup()
+    file_port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", file_port).start()
+    emu_port = free_port()
+    emu = start(["-m", "kimi.emulator", "--port", str(emu_port)])
+    emu_url = f"http://127.0.0.1:{emu_port}"
+    try:
+        await wait_up(emu_url + "/", emu)
+        with tempfile.TemporaryDirectory() as tmp:
+            url_body = request_body([{"type": "file", "file_url": {
+                "url": f"http://127.0.0.1:{file_port}/report.pdf"}}])
+            b64_body = request_body([{"type": "file", "file": {
+                "file_data": "data:application/pdf;base64," + base64.b64encode(document).decode(),
+                "filename": "report.pdf"}}])
+            results = [await run_scenario("url", url_body, emu_url, tmp, size)]
+            del url_body
+            results.append(await run_scenario("base64", b64_body, emu_url, tmp, size))
+    finally:
+        emu.terminate()
+        emu.wait(10)
+        await runner.cleanup()
+    print(f"document: {args.mb} MB")
+    print(f"{'scenario':<10}{'idle RSS':>10}{'peak RSS':>10}{'peak-idle':>11}{'x doc':>7}{'time':>8}")
+    for r in results:
+        extra = r["peak"] - r["base"]
+        print(f"{r['name']:<10}{r['base'] / MB:>8.1f}MB{r['peak'] / MB:>8.1f}MB"
+              f"{extra / MB:>9.1f}MB{extra / size:>7.2f}{r['seconds']:>7.2f}s")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,150 @@
+"""OpenAI image and file content parts -> canonical attachments (pure, no I/O).
+
+Accepted in any message:
+
+    {"type": "image_url", "image_url": {"url": "https://..." | "data:image/png;base64,..."}}
+    {"type": "file", "file_url": {"url": "https://..." | "data:...;base64,..."}}   (the seeds)
+    {"type": "file", "file": {"file_data": "data:...;base64,..." | "<base64>", "filename": "..."}}
+
+Everything that can be checked without I/O is checked here, so a bad part fails with a 400
+naming it before anything goes upstream. Size limits and remote URLs are checked later.
+"""
+
+from __future__ import annotations
+
+import binascii
+import io
+import mimetypes
+import re
+import urllib.parse
+
+from ..canonical.request import Attachment
+from ..errors import InvalidRequest
+
+ATTACHMENT_TYPES = {"image_url", "file"}
+_WHITESPACE = re.compile(rb"\s+")
+MAX_HEADER = 1024               # "data:<media type>;<params>;base64," is short
+SLICE_CHARS = 4 * 1024 * 1024   # a multiple of 4: every slice but the last has no padding
+
+
+def decode_attachment(part: dict, where: str) -> Attachment:
+    if part["type"] == "image_url":
+        url = _url_of(part.get("image_url"), f"{where}.image_url")
+        return _from_url(url, "image", None, f"{where}.image_url.url", where)
+    if "file_url" in part:
+        url = _url_of(part.get("file_url"), f"{where}.file_url")
+        return _from_url(url, "file", None, f"{where}.file_url.url", where)
+    spec = part.get("file")
+    if not isinstance(spec, dict):
+        raise InvalidRequest(f"{where}: a file part needs 'file' (file_data, filename) or "
+                             "'file_url'", param=where)
+    filename = spec.get("filename")
+    if filename is not None and (not isinstance(filename, str) or not filename.strip()):
+        raise InvalidRequest(f"{where}.file.filename must be a non-empty string",
+                             param=f"{where}.file.filename")
+    data = spec.get("file_data")
+    if not isinstance(data, str) or not data:
+        hint = (" (file ids from OpenAI's Files API mean nothing to Kimi)"
+                if "file_id" in spec else "")
+        raise InvalidRequest(f"{where}.file.file_data must be a data URL or base64 text{hint}",
+                             param=f"{where}.file.file_data")
+    if data.startswith("data:"):
+        return _from_url(data, "file", filename, f"{where}.file.file_data", where)
+    content = decode_base64(data, f"{where}.file.file_data")
+    return _inline(where, "file", content, _guess_mime(filename), filename)
+
+
+def _url_of(spec, where: str) -> str:
+    url = spec.get("url") if isinstance(spec, dict) else spec
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidRequest(f"{where}.url must be a non-empty string", param=f"{where}.url")
+    return url.strip()
+
+
+def _from_url(url: str, kind: str, filename: str | None, field: str, where: str) -> Attachment:
+    colon = url.find(":", 0, 32)    # not url.split(): that would copy a whole document
+    scheme = url[:colon].lower() if colon > 0 else ""
+    if scheme == "data":
+        mime, content = decode_data_url(url, field)
+        if kind == "image" and not mime.startswith("image/"):
+            raise InvalidRequest(f"{field}: an image_url part must hold an image, not {mime}",
+                                 param=field, code="unsupported_file_type")
+        return _inline(where, kind, content, mime, filename)
+    if scheme not in ("http", "https"):
+        raise InvalidRequest(f"{field}: only http, https and data URLs are accepted"
+                             + (f", not {scheme}:" if scheme else ""),
+                             param=field, code="unsupported_url_scheme")
+    parsed = urllib.parse.urlsplit(url)
+    try:
+        parsed.port     # raises on a port that is not a number or out of range
+    except ValueError:
+        parsed = None
+    if parsed is None or not parsed.hostname:
+        raise InvalidRequest(f"{field} is not a valid URL", param=field, code="invalid_url")
+    return Attachment(where=where, kind=kind, url=url, filename=filename)
+
+
+def _inline(where: str, kind: str, content: bytes, mime: str, filename: str | None) -> Attachment:
+    if not content:
+        raise InvalidRequest(f"{where}: the attached content is empty", param=where,
+                             code="empty_file")
+    return Attachment(where=where, kind=kind, data=content, mime=mime,
+                      filename=filename or default_filename(kind, mime))
+
+
+def decode_data_url(url: str, field: str) -> tuple[str, bytes]:
+    """RFC 2397: data:[<mediatype>][;base64],<data> -> (mime, bytes)."""
+    comma = url.find(",", 0, MAX_HEADER)
+    if comma < 0:
+        raise InvalidRequest(f"{field} is not a valid data URL (no comma)", param=field,
+                             code="invalid_data_url")
+    params = [p.strip() for p in url[5:comma].split(";")]
+    is_base64 = params[-1].lower() == "base64"
+    if is_base64:
+        params.pop()
+    mime = (params[0] or "text/plain").lower() if params else "text/plain"
+    if "/" not in mime:
+        raise InvalidRequest(f"{field}: '{mime}' is not a media type", param=field,
+                             code="invalid_data_url")
+    if is_base64:
+        return mime, decode_base64(url, field, start=comma + 1)
+    return mime, urllib.parse.unquote_to_bytes(url[comma + 1:])
+
+
+def decode_base64(text: str, field: str, start: int = 0) -> bytes:
+    """Strict standard base64 from text[start:]; line breaks and missing padding are
+    forgiven, nothing else."""
+    try:
+        return _decode_in_slices(text, start)
+    except (binascii.Error, ValueError):
+        pass
+    # The slow path copies the text, so only a malformed or wrapped payload pays for it.
+    raw = _WHITESPACE.sub(b"", text[start:].encode("ascii", "replace"))
+    raw += b"=" * (-len(raw) % 4 if len(raw) % 4 != 1 else 0)
+    try:
+        return binascii.a2b_base64(raw, strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest(f"{field} is not valid base64", param=field,
+                             code="invalid_base64") from None
+
+
+def _decode_in_slices(text: str, start: int) -> bytes:
+    """Slicing a str copies it, so a document is decoded a few MB at a time into one buffer
+    whose getvalue() hands over its bytes without a final copy: peak memory is the text plus
+    the result, not twice the text."""
+    if len(text) - start <= SLICE_CHARS:
+        return binascii.a2b_base64(text[start:] if start else text, strict_mode=True)
+    out = io.BytesIO()
+    for i in range(start, len(text), SLICE_CHARS):
+        out.write(binascii.a2b_base64(text[i:i + SLICE_CHARS], strict_mode=True))
+    return out.getvalue()
+
+
+def _guess_mime(filename: str | None) -> str:
+    guessed = mimetypes.guess_type(filename)[0] if filename else None
+    return guessed or "application/octet-stream"
+
+
+def default_filename(kind: str, mime: str | None) -> str:
+    ext = mimetypes.guess_extension(mime or "") or (".png" if kind == "image" else ".bin")
+    return ("image" if kind == "image" else "file") + ext
