@@ -12,8 +12,11 @@ from .chat.service import ChatService, TokenManager
 from .config import Config
 from .upstream.accounts import AccountPool
 from .upstream.client import KimiClient
+from .web.home import home
 from .web.keys import CONFIG, SERVICE, STARTED_AT
-from .web.middleware import errors_and_logs
+from .web.metrics import METRICS, Metrics, metrics_handler
+from .web.middleware import TRACE_HOOKS, errors_and_logs
+from .web.status import readyz
 
 log = logging.getLogger("kimi.app")
 
@@ -23,10 +26,15 @@ def create_app(config: Config) -> web.Application:
                           client_max_size=config.server.max_body_mb * 1024 * 1024)
     app[CONFIG] = config
     app[STARTED_AT] = time.time()
+    app[METRICS] = Metrics(app)
+    app[TRACE_HOOKS] = [app[METRICS].observe]
     app.cleanup_ctx.append(_services)
     openai_routes.add_routes(app)
     app.router.add_get("/ping", ping)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/", home)
     return app
 
 

@@ -52,6 +52,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                     headers={"X-Request-Id": trace.request_id})
     def in_band(e) -> bytes:
         trace.note = f"in-band-error:{e.code}"
+        trace.record_error(e)
         return error_chunk(e)
 
     resp = await sse.run(events, encode, enc.role(), tail, in_band)
