@@ -68,6 +68,7 @@ async def test_upstream_errors_by_class_pre_stream_and_in_band(gw, emu):
     with pytest.raises(openai.APIStatusError) as e:
         await gw.client().chat.completions.create(model="kimi", messages=HELLO)
     pre_code = e.value.body["code"]
+    gw.service.pool.accounts[0].cooldown_until = 0     # end the cooldown the 503 started
     emu.state.replies.append(Reply(fault=Fault("error", after=2, code="internal")))
     stream = await gw.client().chat.completions.create(model="kimi", messages=HELLO, stream=True)
     with pytest.raises(openai.APIError) as e:
@@ -166,3 +167,16 @@ async def test_readyz_with_one_of_two_accounts_dead(start_gateway):
     gw.service.pool.accounts[0].mark_dead("test")
     status, _, body = await get(gw.url + "/readyz")
     assert status == 200 and '"usable_accounts": 1' in body
+
+
+async def test_a_finished_cooldown_counts_as_healthy_everywhere(gw):
+    account = gw.service.pool.accounts[0]
+    account.cool_down(60, "test")
+    m = await scrape(gw)
+    assert value(m, "kimi_gateway_account_state", account=account.alias, state="cooling") == 1
+    account.cooldown_until = time.time() - 1
+    m = await scrape(gw)
+    assert value(m, "kimi_gateway_account_state", account=account.alias, state="healthy") == 1
+    assert value(m, "kimi_gateway_accounts", state="cooling") == 0
+    _, _, page = await get(gw.url + "/")
+    assert '<b id="healthy">1</b>' in page and '<b id="cooling">0</b>' in page

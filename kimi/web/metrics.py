@@ -9,6 +9,8 @@ templates, models outside the catalogue count as "other", accounts are `acct-<ha
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import choose_encoder
@@ -18,7 +20,7 @@ from prometheus_client.registry import Collector
 from ..canonical.models import MODELS
 from ..canonical.request import Trace
 from .keys import SERVICE
-from .status import STATES, server_accounts, state_counts
+from .status import STATES, effective_state, server_accounts, state_counts
 
 PREFIX = "kimi_gateway"
 TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60)
@@ -86,13 +88,15 @@ class PoolCollector(Collector):
         state = GaugeMetricFamily(f"{PREFIX}_account_state",
                                   "1 for the account's current state, 0 for the others",
                                   labels=["account", "state"])
+        now = time.time()
         for a in accounts:
             in_flight.add_metric([a.alias], a.in_flight)
+            current = effective_state(a, now)
             for s in STATES:
-                state.add_metric([a.alias, s], 1.0 if a.state == s else 0.0)
+                state.add_metric([a.alias, s], 1.0 if current == s else 0.0)
         counts = GaugeMetricFamily(f"{PREFIX}_accounts", "Server accounts by state",
                                    labels=["state"])
-        for s, n in state_counts(accounts).items():
+        for s, n in state_counts(accounts, now).items():
             counts.add_metric([s], n)
         refreshes = CounterMetricFamily(f"{PREFIX}_token_refreshes",
                                         "Access-token refreshes since start")

@@ -21,17 +21,24 @@ def server_accounts(app: web.Application) -> list:
     return list(service.pool.accounts) if service is not None else []
 
 
+def effective_state(account, now: float) -> str:
+    # A cooling account whose cooldown has ended is usable again; the pool only flips its
+    # state when it next looks, so report what it would find.
+    if account.state == "cooling" and getattr(account, "cooldown_until", 0.0) <= now:
+        return "healthy"
+    return account.state
+
+
 def is_usable(account, now: float) -> bool:
-    # A cooling account whose cooldown has ended is usable again (the pool flips it lazily).
-    if account.state == "cooling":
-        return getattr(account, "cooldown_until", 0.0) <= now
-    return account.state == "healthy"
+    return effective_state(account, now) == "healthy"
 
 
-def state_counts(accounts: list) -> dict[str, int]:
+def state_counts(accounts: list, now: float | None = None) -> dict[str, int]:
+    now = time.time() if now is None else now
     counts = dict.fromkeys(STATES, 0)
     for account in accounts:
-        counts[account.state] = counts.get(account.state, 0) + 1
+        state = effective_state(account, now)
+        counts[state] = counts.get(state, 0) + 1
     return counts
 
 
