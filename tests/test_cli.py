@@ -1,48 +1,17 @@
 """gateway.py as a user runs it: a subprocess, its banner, its overrides, its exit codes."""
 
-import asyncio
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from kimi.emulator import mint_access_token
-from system_tools import free_port
+from system_tools import free_port, get, launch
 
 ROOT = Path(__file__).resolve().parent.parent
 GATEWAY = str(ROOT / "gateway.py")
-
-
-class Running:
-    def __init__(self, proc, banner: str, url: str):
-        self.proc, self.banner, self.url = proc, banner, url
-
-    async def stop(self) -> tuple[int, str]:
-        self.proc.send_signal(signal.SIGTERM)
-        _, err = await asyncio.wait_for(self.proc.communicate(), 30)
-        return self.proc.returncode, err.decode()
-
-
-async def launch(*args, env=None, cwd=None, script=GATEWAY) -> Running:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, script, *args, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=env or {"PATH": "/usr/bin:/bin"}, cwd=cwd)
-    line = await asyncio.wait_for(proc.stdout.readline(), 30)
-    if not line:
-        _, err = await proc.communicate()
-        pytest.fail(f"gateway did not start: {err.decode()}")
-    banner = line.decode().rstrip("\n")
-    return Running(proc, banner, banner.split(" listening on ")[1].split()[0])
-
-
-async def get(url):
-    async with aiohttp.ClientSession() as s:
-        async with s.get(url) as resp:
-            return resp.status, await resp.text()
 
 
 @pytest.fixture

@@ -8,10 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
-from system_tools import free_port, require
-from test_cli import get, launch
+from system_tools import free_port, get, launch, require
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

@@ -54,7 +54,8 @@ for (let done = false; !done; ) {{
 console.log(answer);
 """
 
-EXAMPLES = (("curl", CURL), ("Python (openai)", PYTHON), ("JavaScript (fetch, streaming)", JAVASCRIPT))
+EXAMPLES = (("curl", CURL), ("Python (openai)", PYTHON),
+            ("JavaScript (fetch, streaming)", JAVASCRIPT))
 
 # (client, where to go, [(field, value)]); values are templates like the examples.
 CLIENTS = (
