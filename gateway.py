@@ -37,11 +37,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kimi-gateway: {config.source} is valid ({len(config.kimi.tokens)} account(s))")
         return 0
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    print(f"kimi-gateway {__version__} listening on http://{host}:{port} "
-          f"config={config.source} accounts={len(config.kimi.tokens)}", flush=True)
-    web.run_app(create_app(config), host=host, port=port, print=None,
-                handler_cancellation=True, shutdown_timeout=config.server.shutdown_grace_seconds,
-                access_log=None)
+    banner = (f"kimi-gateway {__version__} listening on http://{host}:{port} "
+              f"config={config.source} accounts={len(config.kimi.tokens)}")
+    try:
+        # run_app calls `print` once the socket is bound, so the banner means "listening".
+        web.run_app(create_app(config), host=host, port=port,
+                    print=lambda _: print(banner, flush=True), handler_cancellation=True,
+                    shutdown_timeout=config.server.shutdown_grace_seconds, access_log=None)
+    except OSError as e:
+        print(f"kimi-gateway: cannot listen on {host}:{port}: {e.strerror or e}", file=sys.stderr)
+        return 1
     return 0
 
 

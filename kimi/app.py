@@ -26,8 +26,11 @@ from .upstream.catalog import CatalogueRefresher
 from .upstream.client import KimiClient
 from .upstream.files import FileUploader
 from .usage import load_counter
+from .web.home import home
 from .web.keys import CATALOGUE, CONFIG, SERVICE, STARTED_AT, TOKEN_COUNTER
-from .web.middleware import errors_and_logs
+from .web.metrics import METRICS, Metrics, metrics_handler
+from .web.middleware import TRACE_HOOKS, errors_and_logs
+from .web.status import readyz
 
 log = logging.getLogger("kimi.app")
 
@@ -39,11 +42,16 @@ def create_app(config: Config) -> web.Application:
     app[STARTED_AT] = time.time()
     app[CATALOGUE] = ModelCatalogue()
     app[TOKEN_COUNTER] = load_counter()
+    app[METRICS] = Metrics(app)
+    app[TRACE_HOOKS] = [app[METRICS].observe]
     app.cleanup_ctx.append(_services)
     openai_routes.add_routes(app)
     admin_routes.add_routes(app)
     app.router.add_get("/ping", ping)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/", home)
     return app
 
 

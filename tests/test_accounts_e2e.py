@@ -166,7 +166,7 @@ async def test_full_queue_gets_429_not_a_hang(start_gateway, emu):
     emu.state.chunk_delay = 0.05
     gw = await start_gateway(kimi={"tokens": (mint_access_token("user-a"),)},
                              pool={"queue_timeout_seconds": 0.3})
-    emu.state.replies.append(Reply(text="slow " * 40, chunk=2))
+    emu.state.replies.append(Reply(text="slow " * 40, chunk=10))
     first = asyncio.ensure_future(ask(gw))
     await asyncio.sleep(0.1)
     with pytest.raises(openai.RateLimitError) as e:
@@ -253,3 +253,26 @@ async def test_refresh_happens_before_expiry_off_the_request_path(start_gateway,
     paths = [c.path for c in emu.state.calls[calls_before:]]
     assert paths[0].endswith(".ChatService/Chat"), paths   # nothing else before the first token
     assert emu.state.refresh_calls == 1
+
+
+async def test_a_5xx_prefers_the_other_account_without_benching_this_one(start_gateway, emu):
+    a, b = mint_access_token("user-a"), mint_access_token("user-b")
+    gw = await start_gateway(kimi={"tokens": (a, b)})
+    emu.state.replies.append(Reply(fault=Fault("http", status=500, code="internal")))
+    assert await ask(gw)
+    chats = [c.headers["Authorization"] for c in emu.state.calls if c.path.endswith(".ChatService/Chat")]
+    failed, good = chats
+    for _ in range(3):
+        await ask(gw)
+    chats = [c.headers["Authorization"] for c in emu.state.calls if c.path.endswith(".ChatService/Chat")]
+    assert chats[2:] == [good] * 3
+    assert all(s["state"] == "healthy" for s in gw.service.account_status())
+    # a lone account is not benched by one 5xx
+    lone = await start_gateway(kimi={"tokens": (mint_access_token("user-c"),)})
+    emu.state.replies.append(Reply(fault=Fault("http", status=500, code="internal")))
+    with pytest.raises(openai.APIStatusError):
+        await ask(lone)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    assert await ask(lone)
+    assert loop.time() - t0 < 1

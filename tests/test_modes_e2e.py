@@ -8,6 +8,7 @@ import openai
 import orjson
 import pytest
 
+from kimi.web.keys import TOKEN_COUNTER
 from kimi.emulator import DEFAULT_THINK, Fault, Reply, default_text
 from kimi.emulator.stream import default_search
 
@@ -191,7 +192,7 @@ async def test_stop_sequence_cuts_even_across_pieces(gw, emu, stop):
 
 async def test_usage_is_counted_with_the_tokenizer(gw, emu):
     r = await gw.client().chat.completions.create(model="kimi-thinking", messages=HELLO)
-    counter = gw.app[__import__("kimi.web.keys", fromlist=["TOKEN_COUNTER"]).TOKEN_COUNTER]
+    counter = gw.app[TOKEN_COUNTER]
     answer, thought = counter.count(r.choices[0].message.content), counter.count(DEFAULT_THINK)
     assert r.usage.completion_tokens == answer + thought
     assert r.usage.completion_tokens_details.reasoning_tokens == thought

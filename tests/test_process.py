@@ -58,8 +58,9 @@ async def gateway_process(emu, tmp_path):
 
 async def test_banner_line(gateway_process, token):
     proc, url, log = await gateway_process([token])
-    first = log.read_text().splitlines()[0]
-    assert url in first and "config=" in first and "accounts=1" in first
+    banners = [line for line in log.read_text().splitlines() if "listening on" in line]
+    assert len(banners) == 1
+    assert url in banners[0] and "config=" in banners[0] and "accounts=1" in banners[0]
 
 
 async def test_sigterm_lets_the_stream_in_flight_finish(gateway_process, emu, token):

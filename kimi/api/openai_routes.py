@@ -101,6 +101,7 @@ async def _complete_stream(request, req, turn, events, counter) -> web.StreamRes
 
     def in_band(e) -> bytes:
         trace.note = f"in-band-error:{e.code}"
+        trace.record_error(e)
         return error_chunk(e)
 
     resp = await sse.run(with_usage(), encode, enc.role(), lambda: DONE, in_band)

@@ -68,3 +68,8 @@ class Trace:
     started: float = 0.0
     first_token: float | None = None
     note: str | None = None
+    error_class: str | None = None  # the GatewayError subclass answered, pre-stream or in band
+    error_code: str | None = None
+
+    def record_error(self, e: Exception) -> None:
+        self.error_class, self.error_code = type(e).__name__, getattr(e, "code", None)

@@ -209,9 +209,12 @@ class ChatService:
         if isinstance(e, UpstreamAuthError):
             account.mark_dead(f"Kimi rejected the token ({e.code})")
         elif isinstance(e, RateLimited):
-            account.cool_down(e.retry_after or 60, f"rate limited ({e.code})")
+            # Kimi's free-tier overloads pass in tens of seconds; a 429 says how long itself.
+            account.cool_down(e.retry_after or (30 if e.retryable else 60), f"rate limited ({e.code})")
         elif e.retryable:
-            account.cool_down(30, f"upstream failure ({e.code})")
+            # A 5xx or a cut stream: prefer other accounts for a while, but do not bench
+            # this one: a lone account must not sit out for one failure.
+            account.avoid(30, f"upstream failure ({e.code})")
         # A paywall (402) is about the requested mode, not the account: no cooldown, no retry.
 
     async def _cancel(self, account: Account, chat_id: str, message_id: str) -> None:

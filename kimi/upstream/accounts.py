@@ -29,6 +29,7 @@ class Account:
         self.in_flight = 0
         self.state = HEALTHY
         self.cooldown_until = 0.0
+        self.avoid_until = 0.0
         self.last_error: str | None = None
         self.session: aiohttp.ClientSession | None = None
         self.last_used = 0.0
@@ -46,6 +47,10 @@ class Account:
 
     def mark_dead(self, reason: str) -> None:
         self.state, self.last_error = DEAD, reason
+
+    def avoid(self, seconds: float, reason: str) -> None:
+        """A soft mark after a transient failure: other accounts go first meanwhile."""
+        self.avoid_until, self.last_error = time.time() + seconds, reason
 
     def cool_down(self, seconds: float, reason: str) -> None:
         self.state, self.last_error = COOLING, reason
@@ -132,8 +137,9 @@ class AccountPool:
                 and a.in_flight < self.max_streams]
         if not free:
             return None
-        least = min(a.in_flight for a in free)
-        free = [a for a in free if a.in_flight == least]
+        rank = {id(a): (a.avoid_until > now, a.in_flight) for a in free}
+        best = min(rank.values())
+        free = [a for a in free if rank[id(a)] == best]
         return free[next(self._turn) % len(free)]
 
     def _raise_if_hopeless(self, candidates: list[Account], exclude, deadline: float) -> None:

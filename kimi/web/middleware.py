@@ -14,6 +14,8 @@ from ..errors import GatewayError
 
 log = logging.getLogger("kimi.access")
 TRACE = web.RequestKey("trace", Trace)
+# Called as hook(request, trace, now) once per request, after its log line (e.g. metrics).
+TRACE_HOOKS = web.AppKey("trace_hooks", list)
 
 
 def error_response(e: GatewayError) -> web.Response:
@@ -40,6 +42,7 @@ async def errors_and_logs(request: web.Request, handler):
     try:
         resp = await handler(request)
     except GatewayError as e:
+        trace.record_error(e)
         resp = error_response(e)
     except web.HTTPException as e:
         if e.status < 400:
@@ -55,6 +58,9 @@ async def errors_and_logs(request: web.Request, handler):
     if not resp.prepared:
         resp.headers["X-Request-Id"] = trace.request_id
     log_request(trace)
+    now = time.monotonic()
+    for hook in request.app.get(TRACE_HOOKS, ()):
+        hook(request, trace, now)
     return resp
 
 

@@ -1,0 +1,79 @@
+"""The homepage's copyable examples and client settings, as plain text.
+
+`{base}` is this server's own URL as the visitor reached it and `{key}` what goes where the
+API key goes; both are filled in per request. The tests run the curl, Python and JavaScript
+examples exactly as printed against a live gateway.
+"""
+
+from __future__ import annotations
+
+CURL = """\
+curl {base}/v1/chat/completions \\
+  -H "Authorization: Bearer {key}" \\
+  -H "Content-Type: application/json" \\
+  -d '{{"model": "kimi", "stream": true, "messages": [{{"role": "user", "content": "Hello"}}]}}'
+"""
+
+PYTHON = """\
+from openai import OpenAI
+
+client = OpenAI(base_url="{base}/v1", api_key="{key}")
+stream = client.chat.completions.create(
+    model="kimi", stream=True, messages=[{{"role": "user", "content": "Hello"}}])
+for chunk in stream:
+    print(chunk.choices[0].delta.content or "", end="", flush=True)
+print()
+"""
+
+# Node.js 18+ or a browser console; SSE is parsed by hand to show the wire format.
+JAVASCRIPT = """\
+const res = await fetch("{base}/v1/chat/completions", {{
+  method: "POST",
+  headers: {{"Authorization": "Bearer {key}", "Content-Type": "application/json"}},
+  body: JSON.stringify({{model: "kimi", stream: true,
+                        messages: [{{role: "user", content: "Hello"}}]}}),
+}});
+if (!res.ok) throw new Error((await res.json()).error.message);
+const reader = res.body.getReader();
+const decoder = new TextDecoder();
+let buffer = "", answer = "";
+for (let done = false; !done; ) {{
+  const part = await reader.read();
+  if (part.done) break;
+  buffer += decoder.decode(part.value, {{stream: true}});
+  const events = buffer.split("\\n\\n");
+  buffer = events.pop();
+  for (const event of events) {{
+    if (!event.startsWith("data: ")) continue;   // ": keep-alive" comments
+    if (event === "data: [DONE]") {{ done = true; break; }}
+    const chunk = JSON.parse(event.slice(6));
+    if (chunk.error) throw new Error(chunk.error.message);
+    answer += chunk.choices[0]?.delta?.content ?? "";
+  }}
+}}
+console.log(answer);
+"""
+
+EXAMPLES = (("curl", CURL), ("Python (openai)", PYTHON),
+            ("JavaScript (fetch, streaming)", JAVASCRIPT))
+
+# (client, where to go, [(field, value)]); values are templates like the examples.
+CLIENTS = (
+    ("NextChat", "Settings \u2192 Custom Endpoint (on), provider OpenAI",
+     [("Endpoint", "{base}"), ("API Key", "{key}"), ("Custom Models", "-all,+{models}"),
+      ("Docker env", "BASE_URL={base} OPENAI_API_KEY={key}")]),
+    ("LobeChat", "Settings \u2192 Language Model \u2192 OpenAI",
+     [("API Proxy Address", "{base}/v1"), ("API Key", "{key}"), ("Model List", "{models}"),
+      ("Docker env", "OPENAI_PROXY_URL={base}/v1 OPENAI_API_KEY={key}")]),
+    ("Cherry Studio", "Settings \u2192 Model Provider \u2192 Add, type OpenAI",
+     [("API Host", "{base}"), ("API Key", "{key}"), ("Models", "{models}")]),
+    ("Dify", "Settings \u2192 Model Provider \u2192 OpenAI-API-compatible \u2192 Add Model",
+     [("Model Type", "LLM"), ("Model Name", "kimi"), ("API endpoint URL", "{base}/v1"),
+      ("API Key", "{key}"), ("Completion mode", "Chat")]),
+    ("one-api / new-api", "Channels \u2192 Add channel, type OpenAI",
+     [("Base URL", "{base}"), ("Key", "{key}"), ("Models", "{models}")]),
+)
+
+
+def fill(template: str, base: str, key: str, models: str = "kimi") -> str:
+    return template.format(base=base, key=key, models=models)
