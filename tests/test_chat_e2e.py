@@ -227,3 +227,19 @@ async def test_upstream_5xx_is_502_or_503(gw, emu):
     with pytest.raises(openai.APIStatusError) as e:
         await gw.client().chat.completions.create(model="kimi", messages=HELLO)
     assert e.value.status_code == 503
+
+
+async def test_disconnect_before_the_answer_is_logged_and_cleaned_up(gw, emu, caplog):
+    emu.state.replies.append(Reply(pause=2.0))
+    body = {"model": "kimi", "messages": HELLO}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.3)) as s:
+        with pytest.raises(asyncio.TimeoutError):
+            async with s.post(gw.url + "/v1/chat/completions", json=body) as resp:
+                await resp.read()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 1.0
+    while not emu.state.deleted and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+    assert emu.state.deleted, "the chat of an abandoned request was not deleted"
+    lines = [r.getMessage() for r in caplog.records if r.name == "kimi.access"]
+    assert any("status=499" in line and "client-disconnected" in line for line in lines)

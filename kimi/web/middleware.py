@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -50,6 +51,12 @@ async def errors_and_logs(request: web.Request, handler):
         resp = error_response(_http_error(e))
         if e.status == 405:
             resp.headers["Allow"] = e.headers.get("Allow", "")
+    except asyncio.CancelledError:
+        # The client went away before the response started (aiohttp cancels the handler).
+        trace.status = trace.status or 499
+        trace.note = trace.note or "client-disconnected"
+        _finish(request, trace)
+        raise
     except Exception:
         log.exception("internal error in request %s", trace.request_id)
         resp = error_response(GatewayError("internal error; see the gateway log for request "
@@ -57,11 +64,15 @@ async def errors_and_logs(request: web.Request, handler):
     trace.status = trace.status or resp.status
     if not resp.prepared:
         resp.headers["X-Request-Id"] = trace.request_id
+    _finish(request, trace)
+    return resp
+
+
+def _finish(request: web.Request, trace: Trace) -> None:
     log_request(trace)
     now = time.monotonic()
     for hook in request.app.get(TRACE_HOOKS, ()):
         hook(request, trace, now)
-    return resp
 
 
 def log_request(trace: Trace) -> None:
