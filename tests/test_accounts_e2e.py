@@ -276,3 +276,37 @@ async def test_a_5xx_prefers_the_other_account_without_benching_this_one(start_g
     t0 = loop.time()
     assert await ask(lone)
     assert loop.time() - t0 < 1
+
+
+async def test_a_pass_through_token_that_is_also_configured_is_one_account(start_gateway, emu, token):
+    emu.state.chunk_delay = 0.005
+    gw = await start_gateway(kimi={"tokens": (token,)}, pool={"queue_timeout_seconds": 30.0})
+    answers = await asyncio.gather(ask(gw), ask(gw, api_key=token), ask(gw), ask(gw, api_key=token))
+    assert all(answers)
+    assert emu.state.max_active == {"user-1": 1}
+    assert len(gw.service.account_status()) == 1
+
+
+async def test_an_overload_429_says_when_to_retry_and_the_next_request_fails_fast(start_gateway, emu):
+    gw = await start_gateway(kimi={"tokens": (mint_access_token("user-a"),)})
+    emu.state.replies.append(Reply(fault=Fault("error", after=0)))
+    with pytest.raises(openai.RateLimitError) as e:
+        await ask(gw)
+    assert int(e.value.response.headers["Retry-After"]) >= 1
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    with pytest.raises(openai.RateLimitError) as e:
+        await ask(gw)
+    assert loop.time() - t0 < 1 and e.value.code == "accounts_cooling"
+    assert int(e.value.response.headers["Retry-After"]) >= 1
+
+
+async def test_token_check_of_junk_leaves_nothing_behind(start_gateway, emu):
+    gw = await start_gateway()
+    for junk in ("junk1", "eyJgarbage", "x.y.z"):
+        out = await gw.client().post("/../token/check", body={"token": junk}, cast_to=object)
+        assert out == {"live": False}
+    assert gw.service.account_status() == []
+    with pytest.raises(openai.AuthenticationError) as e:
+        await ask(gw, api_key="nonsense")
+    assert "not a Kimi token" in e.value.message

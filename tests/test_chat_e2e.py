@@ -243,3 +243,34 @@ async def test_disconnect_before_the_answer_is_logged_and_cleaned_up(gw, emu, ca
     assert emu.state.deleted, "the chat of an abandoned request was not deleted"
     lines = [r.getMessage() for r in caplog.records if r.name == "kimi.access"]
     assert any("status=499" in line and "client-disconnected" in line for line in lines)
+
+
+async def test_client_values_cannot_forge_log_lines(gw, caplog):
+    body = {"model": "kimi\nINFO kimi.access FORGED status=200", "messages": HELLO}
+    async with aiohttp.ClientSession() as s:
+        async with s.post(gw.url + "/v1/chat/completions", json=body,
+                          headers={"X-Request-Id": "abc def status=999"}) as resp:
+            assert resp.status == 200
+            assert resp.headers["X-Request-Id"] != "abc def status=999"
+    lines = [r.getMessage() for r in caplog.records if r.name == "kimi.access"]
+    assert lines and all("\n" not in line and "FORGED status" not in line for line in lines)
+    assert not any("status=999" in line for line in lines)
+
+
+async def test_a_client_that_hangs_up_after_done_is_not_a_disconnect(gw, emu, caplog):
+    body = {"model": "kimi", "messages": HELLO, "stream": True}
+    async with aiohttp.ClientSession() as s:
+        async with s.post(gw.url + "/v1/chat/completions", json=body) as resp:
+            async for line in resp.content:
+                if line.startswith(b"data: [DONE]"):
+                    break
+    await asyncio.sleep(0.2)
+    lines = [r.getMessage() for r in caplog.records if r.name == "kimi.access"]
+    assert lines and "client-disconnected" not in lines[-1]
+    # and the turn was stored: the resent history continues the same chat
+    chat = emu.state.last_reply.chat_id
+    history = HELLO + [{"role": "assistant", "content": emu.state.last_reply.text},
+                       {"role": "user", "content": "next"}]
+    r = await gw.client().chat.completions.create(model="kimi", messages=history)
+    assert emu.state.chat_requests[-1].get("chat_id") == chat
+    assert r.choices[0].message.content == default_text(2, "next")

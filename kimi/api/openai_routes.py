@@ -61,7 +61,7 @@ def _conversation_headers(turn) -> dict:
 async def _complete_once(req, turn, events, counter, trace) -> web.Response:
     result = await collect(events)
     trace.first_token = trace.first_token or time.monotonic()
-    turn.answer = result.text
+    await turn.commit(result.text)
     cid = turn.conversation_id or new_completion_id()
     body = completion_body(req, result, cid, await usage(counter, req, result))
     return web.Response(body=orjson.dumps(body), content_type="application/json",
@@ -94,9 +94,10 @@ async def _complete_stream(request, req, turn, events, counter) -> web.StreamRes
         async with aclosing(events):
             async for ev in events:
                 yield ev
-        turn.answer = "".join(texts)
+        answer = "".join(texts)
+        await turn.commit(answer)      # stored before the client is told it is done
         if reasoning is not None:
-            result = ChatResult(text=turn.answer, reasoning="".join(reasoning))
+            result = ChatResult(text=answer, reasoning="".join(reasoning))
             yield UsageReady(await usage(counter, req, result))
 
     def in_band(e) -> bytes:
@@ -108,7 +109,6 @@ async def _complete_stream(request, req, turn, events, counter) -> web.StreamRes
     trace.status = 200
     if sse.disconnected:
         trace.note = "client-disconnected"
-        turn.answer = None
     return resp
 
 

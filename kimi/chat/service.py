@@ -28,18 +28,18 @@ MAX_ATTEMPTS = 3
 
 class Turn:
     """One request's turn. Use as `async with service.turn(...) as turn`: iterate
-    `turn.events()`, set `turn.answer` to the content the client received, and on a clean
-    exit the conversation is saved; the conversation lock is released either way."""
+    `turn.events()`, then `await turn.commit(content)` with the content the client was sent,
+    before telling the client it is done; the conversation lock is released on exit."""
 
     def __init__(self, service: ChatService, req: ChatRequest, scope: str,
                  accounts: list[Account], plan: Plan, trace: Trace):
         self.service, self.req, self.scope, self.accounts = service, req, scope, accounts
         self.plan, self.trace = plan, trace
-        self.answer: str | None = None
         self.account: Account | None = None
         self.chat_id: str | None = None
         self.message_id: str | None = None
         self.finished = False
+        self.committed = False
 
     @property
     def conversation_id(self) -> str | None:
@@ -48,24 +48,27 @@ class Turn:
     def events(self) -> AsyncIterator:
         return self.service._stream(self)
 
+    async def commit(self, answer: str) -> None:
+        """Store the turn in its conversation (a no-op for a stateless turn)."""
+        plan = self.plan
+        if plan.conv_id is None or not self.finished or self.chat_id is None:
+            return
+        await self.service.conversations.save(plan, self.scope, self.req.model,
+                                              self.account.alias, self.chat_id,
+                                              self.message_id, answer)
+        self.committed = True
+
     async def __aenter__(self) -> Turn:
         return self
 
     async def __aexit__(self, exc_type, exc, tb) -> None:
         plan = self.plan
-        try:
-            if plan.conv_id is None or not self.finished or self.chat_id is None:
-                return
-            if exc_type is None and self.answer is not None:
-                await self.service.conversations.save(
-                    plan, self.scope, self.req.model, self.account.alias, self.chat_id,
-                    self.message_id, self.answer)
-            elif plan.chat_id is None:
-                # A new chat whose answer never reached the client: do not leave it behind.
-                self.service._spawn(self.service._cleanup(self.account, self.chat_id, None))
-        finally:
-            if plan.lock is not None:
-                plan.lock.release()
+        if plan.conv_id and self.finished and self.chat_id and not self.committed \
+                and plan.chat_id is None:
+            # A new chat whose answer never reached the client: do not leave it behind.
+            self.service._spawn(self.service._cleanup(self.account, self.chat_id, None))
+        if plan.lock is not None:
+            plan.lock.release()
 
 
 class ChatService:
@@ -210,7 +213,9 @@ class ChatService:
             account.mark_dead(f"Kimi rejected the token ({e.code})")
         elif isinstance(e, RateLimited):
             # Kimi's free-tier overloads pass in tens of seconds; a 429 says how long itself.
-            account.cool_down(e.retry_after or (30 if e.retryable else 60), f"rate limited ({e.code})")
+            seconds = e.retry_after or (30 if e.retryable else 60)
+            account.cool_down(seconds, f"rate limited ({e.code})")
+            e.retry_after = seconds      # the client's Retry-After
         elif e.retryable:
             # A 5xx or a cut stream: prefer other accounts for a while, but do not bench
             # this one: a lone account must not sit out for one failure.
@@ -253,7 +258,10 @@ class ChatService:
     async def check_token(self, token: str) -> bool:
         """Seed endpoint /token/check: can this token talk to Kimi right now?"""
         account = self.pool.for_client_tokens([token])[0]
-        return await check_live(self.tokens, account, self.client, self.pool.session(account))
+        live = await check_live(self.tokens, account, self.client, self.pool.session(account))
+        if not live:
+            self.pool.forget_client_token(token)
+        return live
 
     def account_status(self) -> list[dict]:
         return [a.status() for a in self.pool.all_accounts()]

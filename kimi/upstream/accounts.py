@@ -67,6 +67,7 @@ class AccountPool:
     def __init__(self, tokens: tuple[str, ...], new_session, *, max_streams: int = 1,
                  queue_timeout: float = 30.0, max_client_accounts: int = 1024):
         self.accounts = [Account(t) for t in dict.fromkeys(tokens)]
+        self._configured = {t: a for t, a in zip(dict.fromkeys(tokens), self.accounts)}
         self._client_accounts: dict[str, Account] = {}
         self._new_session = new_session
         self.max_streams = max_streams
@@ -83,16 +84,26 @@ class AccountPool:
         return self.accounts + list(self._client_accounts.values())
 
     def for_client_tokens(self, tokens: list[str]) -> list[Account]:
-        """Pass-through credentials: one cached Account per distinct token."""
+        """Pass-through credentials: one cached Account per distinct token; a token that is
+        also configured on the server is that account, so the one-stream limit holds (Kimi
+        refuses a login's second concurrent stream). Tokens are matched exactly: their claims
+        are not verified here, so they never vouch for another account."""
         out = []
         for token in tokens:
-            acct = self._client_accounts.get(token)
+            acct = self._client_accounts.get(token) or self._configured.get(token)
             if acct is None:
                 if len(self._client_accounts) >= self._max_client_accounts:
                     self._evict_idle_client_account()
                 acct = self._client_accounts[token] = Account(token, origin="client")
-            out.append(acct)
+            if acct not in out:
+                out.append(acct)
         return out
+
+    def forget_client_token(self, token: str) -> None:
+        """Drop a pass-through account that turned out dead (e.g. after /token/check)."""
+        acct = self._client_accounts.get(token)
+        if acct is not None and acct.state == DEAD and not acct.in_flight:
+            del self._client_accounts[token]
 
     def _evict_idle_client_account(self) -> None:
         idle = [(a.last_used, t) for t, a in self._client_accounts.items() if not a.in_flight]
@@ -107,6 +118,7 @@ class AccountPool:
         return account.session
 
     async def acquire(self, candidates: list[Account], exclude: set[str] = frozenset()) -> Account:
+        """The least-busy usable account; waits (bounded) while all are busy."""
         deadline = time.monotonic() + self.queue_timeout
         async with self._freed:
             while True:
@@ -115,7 +127,7 @@ class AccountPool:
                     pick.in_flight += 1
                     pick.last_used = time.time()
                     return pick
-                self._raise_if_hopeless(candidates, exclude, deadline)
+                self._raise_if_hopeless(candidates, exclude)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise RateLimited(f"all {len(candidates)} Kimi account(s) are busy; "
@@ -142,13 +154,13 @@ class AccountPool:
         free = [a for a in free if rank[id(a)] == best]
         return free[next(self._turn) % len(free)]
 
-    def _raise_if_hopeless(self, candidates: list[Account], exclude, deadline: float) -> None:
+    def _raise_if_hopeless(self, candidates: list[Account], exclude) -> None:
         left = [a for a in candidates if a.alias not in exclude and a.state != DEAD]
         if left:
-            # Waiting only helps if some account can be free before the deadline.
+            # The queue is for busy accounts. When every one is cooling down after an
+            # upstream limit, waiting would only hold the client: say when to come back.
             cooling = [a.cooldown_until for a in left if a.state == COOLING]
-            wall_deadline = time.time() + deadline - time.monotonic()
-            if len(cooling) == len(left) and min(cooling) > wall_deadline:
+            if len(cooling) == len(left):
                 wait = min(cooling) - time.time()
                 raise RateLimited(f"every Kimi account is cooling down after upstream limits; "
                                   f"try again in {wait:.0f}s", code="accounts_cooling",

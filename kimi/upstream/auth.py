@@ -17,7 +17,7 @@ from ..errors import GatewayError, UpstreamUnavailable
 from .accounts import DEAD, Account
 from .client import SUBSCRIPTION_PATH
 from .decode import UpstreamAuthError
-from .tokens import is_expired, token_kind
+from .tokens import is_expired, jwt_claims, token_kind
 
 log = logging.getLogger("kimi.auth")
 
@@ -90,6 +90,11 @@ class TokenManager:
         if pair is None:
             pair = await self._legacy_refresh(account, rt)
         if pair is None:
+            if jwt_claims(rt) is None:
+                account.mark_dead("not a Kimi token")
+                raise UpstreamAuthError("this is not a Kimi token: neither an access JWT nor a "
+                                        "refresh token Kimi accepts (copy the kimi-auth cookie)",
+                                        code="invalid_kimi_token")
             account.mark_dead("Kimi refused the refresh token")
             raise UpstreamAuthError("Kimi refused the refresh token; log in again and replace it",
                                     code="refresh_refused")

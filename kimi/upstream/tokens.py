@@ -43,3 +43,4 @@ def is_expired(token: str, margin: float = 0.0, now: float | None = None) -> boo
 def alias_for(token: str) -> str:
     """A stable, non-reversible name for logs and status pages."""
     return "acct-" + hashlib.sha256(token.encode()).hexdigest()[:10]
+

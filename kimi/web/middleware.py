@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 
@@ -14,6 +15,12 @@ from ..canonical.request import Trace
 from ..errors import GatewayError
 
 log = logging.getLogger("kimi.access")
+# Client-chosen values in a log line: nothing that could forge or split a line.
+_SAFE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def _clean(value: str | None) -> str:
+    return re.sub(r"[^A-Za-z0-9._:/+-]", "?", value)[:80] if value else "-"
 TRACE = web.RequestKey("trace", Trace)
 # Called as hook(request, trace, now) once per request, after its log line (e.g. metrics).
 TRACE_HOOKS = web.AppKey("trace_hooks", list)
@@ -37,7 +44,9 @@ def _http_error(e: web.HTTPException) -> GatewayError:
 
 @web.middleware
 async def errors_and_logs(request: web.Request, handler):
-    trace = Trace(request_id=request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex[:16],
+    given = request.headers.get("X-Request-Id", "")
+    rid = given if _SAFE_ID.fullmatch(given) else uuid.uuid4().hex[:16]
+    trace = Trace(request_id=rid,
                   route=f"{request.method} {request.path}", started=time.monotonic())
     request[TRACE] = trace
     try:
@@ -79,5 +88,5 @@ def log_request(trace: Trace) -> None:
     now = time.monotonic()
     ttft = f"{(trace.first_token - trace.started) * 1000:.1f}ms" if trace.first_token else "-"
     log.info("request id=%s route=%r model=%s account=%s status=%s ttft=%s duration=%.1fms%s",
-             trace.request_id, trace.route, trace.model or "-", trace.account or "-", trace.status,
+             trace.request_id, trace.route, _clean(trace.model), trace.account or "-", trace.status,
              ttft, (now - trace.started) * 1000, f" note={trace.note}" if trace.note else "")

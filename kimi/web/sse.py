@@ -67,6 +67,7 @@ class SSEStream:
         `on_error(e)` gives the in-band bytes for an error after the response started."""
         ticker = asyncio.get_running_loop().create_task(self._keep_alive())
         self.disconnected = False
+        complete = False
         try:
             async with aclosing(events):
                 try:
@@ -86,10 +87,18 @@ class SSEStream:
                         raise
                     await self.write(on_error(e))
             await self.write(tail())
+            complete = True
             await self.resp.write_eof()
         except ConnectionResetError:
             # The client went away; closing `events` above cancelled and cleaned up upstream.
-            self.disconnected = True
+            # (A client that hangs up right after `[DONE]` got everything.)
+            self.disconnected = not complete
+        except asyncio.CancelledError:
+            # aiohttp cancels the handler when the client hangs up; after `[DONE]` that is
+            # the normal end of a stream, not a disconnect.
+            if not complete:
+                raise
+            asyncio.current_task().uncancel()
         finally:
             ticker.cancel()
         return self.resp
