@@ -45,7 +45,7 @@ async def test_stateful_url_sends_only_the_new_turn(gw, emu, stream):
     answer = second if stream else second.choices[0].message.content
     assert answer == default_text(2, "Where do I live?")      # the emulator saw turn 2 of 2
     if not stream:
-        assert first.id == "trip-42"
+        assert first.id.startswith("chatcmpl-") and first.id != second.id   # one id per answer
 
 
 async def test_stateful_url_with_the_whole_history_resent(gw, emu):
@@ -91,8 +91,10 @@ async def test_automatic_continuation_of_a_resent_history(gw, emu, stream):
     a3 = await ask([user("Hi, I am Ana."), {"role": "assistant", "content": a1}, user("My name?"),
                     {"role": "assistant", "content": a2}, user("Thanks")])
     assert sent(emu)[:2] == ("Thanks", chat) and a3 == default_text(3, "Thanks")
-    listed = await c.get("/conversations", cast_to=object)
-    assert len(listed["data"]) == 1 and listed["data"][0]["turns"] == 3
+    # one stored row follows the conversation; it is kept for continuation, not listed
+    rows = await gw.service.conversations.repo.store.fetchall("SELECT auto FROM conversations")
+    assert rows == [(1,)]
+    assert (await c.get("/conversations", cast_to=object))["data"] == []
     # a history that does not match what we answered is folded into a fresh chat
     await ask([user("Hi, I am Ana."), {"role": "assistant", "content": "something else"}, user("My name?")])
     text, chat_id, _ = sent(emu)
@@ -215,3 +217,13 @@ async def test_delete_endpoint_deletes_the_upstream_chat(gw, emu):
     chat = emu.state.last_reply.chat_id
     out = await c.delete("/conversations/gone", cast_to=object)
     assert out["deleted"] is True and chat in emu.state.deleted
+
+
+async def test_an_answer_id_continued_by_name_becomes_a_named_conversation(gw, emu):
+    c = gw.client()
+    r1 = await c.chat.completions.create(model="kimi", messages=[user("plain start")])
+    r2 = await c.chat.completions.create(model="kimi", messages=[user("go on")],
+                                         extra_body={"conversation_id": r1.id})
+    assert r2.choices[0].message.content == default_text(2, "go on")
+    [conv] = (await c.get("/conversations", cast_to=object))["data"]
+    assert conv["id"] == r1.id and conv["expires_at"] - conv["updated_at"] == 7 * 86400

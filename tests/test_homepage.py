@@ -139,3 +139,14 @@ async def test_examples_run_as_printed(gw, tmp_path, title, runner, suffix):
     out = await run(*runner(path))
     text = sse_text(out) if title == "curl" else out.strip()
     assert text == default_text(1, "Hello")
+
+
+async def test_the_page_lists_the_live_catalogue(gw):
+    from kimi.web.keys import CATALOGUE
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 3
+    while gw.app[CATALOGUE].source == "static" and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+    async with aiohttp.ClientSession() as s, s.get(gw.url + "/") as resp:
+        page = await resp.text()
+    assert "kimi-k2d6-thinking" in page and "kimi-thinking" in page

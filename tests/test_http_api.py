@@ -90,3 +90,10 @@ async def test_server_tokens_with_any_client_key(gw):
     r = await gw.client(api_key="sk-anything").chat.completions.create(
         model="kimi", messages=[{"role": "user", "content": "x"}])
     assert r.choices[0].message.content
+
+
+async def test_one_model(gw):
+    m = await gw.client().models.retrieve("kimi-thinking")
+    assert m.id == "kimi-thinking"
+    with pytest.raises(openai.NotFoundError):
+        await gw.client().models.retrieve("no-such-model")

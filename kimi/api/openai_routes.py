@@ -11,6 +11,7 @@ from aiohttp import web
 
 from ..canonical.events import ChatResult, ReasoningDelta, TextDelta, collect
 from ..canonical.shaping import ShapeOptions, shape
+from ..errors import NotFound
 from ..web.auth import authenticate
 from ..web.body import read_json
 from ..web.keys import CATALOGUE, CONFIG, SERVICE, TOKEN_COUNTER
@@ -48,9 +49,17 @@ async def _complete(request: web.Request, path_id: str | None) -> web.StreamResp
         return await _complete_stream(request, req, turn, events, counter)
 
 
+def _response_id(turn) -> str:
+    """The answer's `id`: the conversation's when the client continues by answer id (seeds'
+    `conversation_id`, automatic continuation), else a fresh one per answer."""
+    if turn.conversation_id and not turn.plan.via_path:
+        return turn.conversation_id
+    return new_completion_id()
+
+
 def _conversation_headers(turn) -> dict:
     headers = {}
-    if turn.conversation_id:
+    if turn.conversation_id and not turn.plan.auto:
         headers["X-Conversation-Id"] = turn.conversation_id
     if turn.plan.rebuilt:
         # The account holding the chat was unusable: rebuilt elsewhere from the transcript.
@@ -62,15 +71,14 @@ async def _complete_once(req, turn, events, counter, trace) -> web.Response:
     result = await collect(events)
     trace.first_token = trace.first_token or time.monotonic()
     await turn.commit(result.text)
-    cid = turn.conversation_id or new_completion_id()
-    body = completion_body(req, result, cid, await usage(counter, req, result))
+    body = completion_body(req, result, _response_id(turn), await usage(counter, req, result))
     return web.Response(body=orjson.dumps(body), content_type="application/json",
                         headers=_conversation_headers(turn))
 
 
 async def _complete_stream(request, req, turn, events, counter) -> web.StreamResponse:
     config, trace = request.app[CONFIG], request[TRACE]
-    enc = ChunkEncoder(req.model, turn.conversation_id)
+    enc = ChunkEncoder(req.model, _response_id(turn))
     texts: list[str] = []           # the content as the client received it
     reasoning: list[str] | None = [] if req.include_usage else None
     sse = SSEStream(request, keepalive=config.server.keepalive_seconds,
@@ -133,6 +141,16 @@ async def models(request: web.Request) -> web.Response:
                         content_type="application/json")
 
 
+async def model(request: web.Request) -> web.Response:
+    wanted = request.match_info["model"]
+    for entry in models_body(request.app[CATALOGUE].list())["data"]:
+        if entry["id"] == wanted:
+            return web.Response(body=orjson.dumps(entry), content_type="application/json")
+    raise NotFound(f"no model '{wanted}' in the catalogue (any name still works in a chat "
+                   "request: unknown names fall back to the default model)", param="model",
+                   code="model_not_found")
+
+
 def _scope(request: web.Request) -> str:
     config, service = request.app[CONFIG], request.app[SERVICE]
     caller = authenticate(request, config.server.api_keys, bool(service.pool.accounts))
@@ -160,6 +178,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/chat/completions/{conversation_id}", chat_completions_stateful)
     app.router.add_get("/v1/models", models)
+    app.router.add_get("/v1/models/{model}", model)
     app.router.add_get("/v1/conversations", list_conversations)
     app.router.add_get("/v1/conversations/{conversation_id}", get_conversation)
     app.router.add_delete("/v1/conversations/{conversation_id}", delete_conversation)

@@ -64,6 +64,8 @@ class Plan:
     rebuilt: bool = False
     ttl: float = 0.0
     replaces: str | None = None         # automatic continuation: the row this turn supersedes
+    auto: bool = False                  # stored only for automatic continuation
+    via_path: bool = False              # the client named it in the URL
     lock: asyncio.Lock | None = field(default=None, repr=False)
 
     def rebuild(self) -> None:
@@ -92,7 +94,9 @@ class Conversations:
 
     async def plan(self, req: ChatRequest, scope: str, path_id: str | None) -> Plan:
         if path_id is not None:
-            return await self._explicit(req, scope, path_id, create=True)
+            plan = await self._explicit(req, scope, path_id, create=True)
+            plan.via_path = True
+            return plan
         cid = req.conversation_id
         if cid is not None and cid.strip() not in NEW_IDS:
             return await self._explicit(req, scope, check_id(cid.strip()), create=False)
@@ -102,9 +106,9 @@ class Conversations:
             return Plan(conv_id=None, prompt=fold_messages(req.messages), new_messages=req.messages)
         return await self._automatic(req, scope)
 
-    def _new(self, req: ChatRequest, cid: str, ttl: float, lock=None) -> Plan:
+    def _new(self, req: ChatRequest, cid: str, ttl: float, lock=None, auto: bool = False) -> Plan:
         return Plan(conv_id=cid, prompt=fold_messages(req.messages), new_messages=req.messages,
-                    ttl=ttl, lock=lock)
+                    ttl=ttl, lock=lock, auto=auto)
 
     async def _explicit(self, req, scope, cid, *, create: bool) -> Plan:
         lock = self.lock_for(scope, cid)
@@ -117,7 +121,9 @@ class Conversations:
                                    "conversation_id \"none\" to start one", param="conversation_id",
                                    code="conversation_not_found")
                 return self._new(req, cid, self.ttl, lock)
-            return self._continue(req, conv, lock)
+            plan = self._continue(req, conv, lock)
+            plan.ttl = self.ttl         # named by the client now: kept like any conversation
+            return plan
         except BaseException:
             lock.release()
             raise
@@ -133,9 +139,10 @@ class Conversations:
                 plan = self._continue(req, fresh, lock)
                 # Each answer gets its own id (clients key messages by it); the row moves on.
                 plan.conv_id, plan.replaces = "chatcmpl-" + uuid.uuid4().hex, fresh.id
+                plan.auto = fresh.auto
                 return plan
             lock.release()
-        return self._new(req, "chatcmpl-" + uuid.uuid4().hex, self.auto_ttl)
+        return self._new(req, "chatcmpl-" + uuid.uuid4().hex, self.auto_ttl, auto=True)
 
     def _continue(self, req: ChatRequest, conv: Conversation, lock) -> Plan:
         known = len(conv.transcript)
@@ -159,6 +166,7 @@ class Conversations:
             scope=scope, id=plan.conv_id, account=account, chat_id=chat_id,
             parent_id=message_id or plan.parent_id, transcript=transcript,
             digest=digest(transcript), model=model, ttl_seconds=plan.ttl,
-            created_at=plan.existing.created_at if plan.existing else now, updated_at=now))
+            created_at=plan.existing.created_at if plan.existing else now, updated_at=now,
+            auto=plan.auto))
         if plan.replaces and plan.replaces != plan.conv_id:
             await self.repo.delete(scope, plan.replaces)

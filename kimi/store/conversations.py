@@ -10,7 +10,7 @@ import orjson
 from .sqlite import Store
 
 COLUMNS = ("scope, id, account, chat_id, parent_id, transcript, digest, model, ttl_seconds, "
-           "created_at, updated_at")
+           "created_at, updated_at, auto")
 
 
 @dataclass
@@ -26,6 +26,7 @@ class Conversation:
     ttl_seconds: float
     created_at: float
     updated_at: float
+    auto: bool = False          # stored only for automatic continuation of plain requests
 
     def public(self, with_transcript: bool = False) -> dict:
         out = {"id": self.id, "object": "conversation", "model": self.model,
@@ -40,6 +41,7 @@ class Conversation:
 def _row(row) -> Conversation:
     values = list(row)
     values[5] = orjson.loads(values[5])
+    values[11] = bool(values[11])
     return Conversation(*values)
 
 
@@ -65,14 +67,16 @@ class ConversationRepo:
     async def put(self, c: Conversation) -> None:
         c.updated_at = time.time()
         await self.store.execute(
-            f"INSERT OR REPLACE INTO conversations ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT OR REPLACE INTO conversations ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (c.scope, c.id, c.account, c.chat_id, c.parent_id,
              orjson.dumps(c.transcript).decode(), c.digest, c.model, c.ttl_seconds,
-             c.created_at, c.updated_at))
+             c.created_at, c.updated_at, int(c.auto)))
 
     async def list(self, scope: str) -> list[Conversation]:
+        """The caller's named conversations (not the ones kept for automatic continuation)."""
         rows = await self.store.fetchall(
-            f"SELECT {COLUMNS} FROM conversations WHERE scope = ? ORDER BY updated_at DESC", (scope,))
+            f"SELECT {COLUMNS} FROM conversations WHERE scope = ? AND auto = 0 "
+            "ORDER BY updated_at DESC", (scope,))
         return [_row(r) for r in rows]
 
     async def delete(self, scope: str, cid: str) -> None:

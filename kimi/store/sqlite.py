@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS conversations (
     digest TEXT NOT NULL,            -- sha256 of the canonical transcript
     model TEXT,
     ttl_seconds REAL NOT NULL,       -- purged (and the upstream chat deleted) after this idle time
+    auto INTEGER NOT NULL DEFAULT 0, -- 1: kept only for automatic continuation of a plain request
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     PRIMARY KEY (scope, id)

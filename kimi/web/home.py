@@ -20,7 +20,7 @@ from aiohttp import web
 from .. import __version__
 from ..canonical.models import MODELS
 from .examples import CLIENTS, EXAMPLES, fill
-from .keys import CONFIG, STARTED_AT
+from .keys import CATALOGUE, CONFIG, STARTED_AT
 from .status import is_usable, server_accounts, state_counts
 
 PAGE = files(__package__).joinpath("home.html").read_text(encoding="utf-8")
@@ -52,7 +52,8 @@ async def home(request: web.Request) -> web.Response:
         ready="ready" if usable or not accounts else "not ready",
         mode="pass-through mode" if not accounts else f"{len(accounts)} server account(s)",
         uptime=format_uptime(time.time() - request.app[STARTED_AT]),
-        models=", ".join(f"<code>{html.escape(name)}</code>" for name, _ in MODELS),
+        models=", ".join(f"<code>{html.escape(spec.id)}</code>"
+                         for spec in request.app[CATALOGUE].list()),
         examples=_examples(base, key), clients=_clients(base, key))
     return web.Response(text=page, content_type="text/html", headers={
         "Content-Security-Policy": CSP, "Cache-Control": "no-store",
