@@ -4,7 +4,8 @@ Starts the emulator and, per scenario, a fresh gateway (each its own process) an
 server in this process, sends one chat request carrying the document, and reads the gateway's
 VmHWM (peak RSS) from /proc. Scenarios: the document as a URL (streamed to an unlinked
 temporary file, then streamed to Kimi) and inline as base64 in each of the three forms
-(OpenAI's file_data, the seeds' file_url and image_url data URLs): the body is scanned as it
+(OpenAI's file_data as a data URL and as raw base64, the seeds' file_url and image_url data
+URLs): the body is scanned as it
 streams in and the document decoded into a temporary file, so the JSON parsed is small. The
 last scenario wraps the base64 in lines, which the scanner leaves to the old path.
 Linux only.
@@ -106,6 +107,7 @@ def scenarios(document: bytes, file_port: int):
     b64 = base64.b64encode(document).decode()
     yield "file_data", {"type": "file", "file": {"file_data": "data:application/pdf;base64," + b64,
                                                  "filename": "report.pdf"}}
+    yield "file_raw", {"type": "file", "file": {"file_data": b64, "filename": "report.pdf"}}
     yield "file_url", {"type": "file", "file_url": {"url": "data:application/pdf;base64," + b64}}
     yield "image_url", {"type": "image_url", "image_url": {"url": "data:image/png;base64," + b64}}
     # Not the plain form (line breaks): given back as text and parsed whole, as before.

@@ -51,7 +51,12 @@ CASES = [
     ("object key stays text", dumps({PDF + B64: 1}), []),
     ("not base64 stays text", dumps({"u": "data:text/plain," + "x" * 300}), []),
     ("upper-case scheme stays text", dumps({"u": "DATA:application/pdf;base64," + B64}), []),
-    ("raw base64 stays text", dumps({"file_data": B64}), []),
+    ("raw base64 file_data", dumps({"file_data": B64}), [DOC]),
+    ("raw base64 file_data, spaced key", b'{"file_data" \n:\t"' + B64.encode() + b'"}', [DOC]),
+    ("raw base64 in another member stays text", dumps({"data": B64}), []),
+    ("file_data that is not base64 stays text", dumps({"file_data": "-" * 300}), []),
+    ("file_data data URL", dumps({"file_data": "data:a/b;base64," + B64}), [DOC]),
+    ("file_data percent data URL stays text", dumps({"file_data": "data:a/b," + B64}), []),
     ("wrapped lines", dumps({"u": PDF + B64[:76] + "\n" + B64[76:]}), []),
     ("spaces", dumps({"u": PDF + B64[:76] + " " + B64[76:]}), []),
     ("missing padding", dumps({"u": PDF + B64.rstrip("=")}), []),
@@ -202,6 +207,10 @@ FORMS = [
      "application/pdf", "file.pdf"),
     ("openai file", {"type": "file", "file": {"file_data": PDF + B64, "filename": "q.pdf"}},
      "file", "application/pdf", "q.pdf"),
+    ("openai raw base64", {"type": "file", "file": {"file_data": B64, "filename": "q.pdf"}},
+     "file", "application/pdf", "q.pdf"),
+    ("openai raw base64, no name", {"type": "file", "file": {"file_data": B64}},
+     "file", "application/octet-stream", "file.bin"),
 ]
 
 

@@ -23,7 +23,9 @@ def forms(data: bytes, mime: str):
     url = f"data:{mime};base64,{base64.b64encode(data).decode()}"
     return {"image_url": {"type": "image_url", "image_url": {"url": url}},
             "file_url": {"type": "file", "file_url": {"url": url}},
-            "file_data": {"type": "file", "file": {"file_data": url, "filename": "big.pdf"}}}
+            "file_data": {"type": "file", "file": {"file_data": url, "filename": "big.pdf"}},
+            "raw": {"type": "file", "file": {"file_data": url.split(",", 1)[1],
+                                             "filename": "big.pdf"}}}
 
 
 async def post(gw, messages, escape_slashes=False) -> tuple[int, dict]:
@@ -60,6 +62,7 @@ def temp_files() -> int:
     ("image_url", PNG, "image.png", "image/png"),
     ("file_url", DOC, "file.pdf", "application/pdf"),
     ("file_data", DOC, "big.pdf", "application/pdf"),
+    ("raw", DOC, "big.pdf", "application/pdf"),
 ])
 async def test_large_inline_forms_arrive_intact(gw, emu, form, data, name, mime, escape_slashes,
                                               no_temp_files_left):

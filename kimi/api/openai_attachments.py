@@ -47,8 +47,10 @@ def decode_attachment(part: dict, where: str) -> Attachment:
         raise InvalidRequest(f"{where}.file.filename must be a non-empty string",
                              param=f"{where}.file.filename")
     data = spec.get("file_data")
-    if isinstance(data, InlinePayload):
+    if isinstance(data, InlinePayload) and data.header:
         return _from_url(data, "file", filename, f"{where}.file.file_data", where)
+    if isinstance(data, InlinePayload):     # raw base64, decoded already
+        return _inline(where, "file", data, _guess_mime(filename), filename)
     if not isinstance(data, str) or not data:
         hint = (" (file ids from OpenAI's Files API mean nothing to Kimi)"
                 if "file_id" in spec else "")
@@ -114,7 +116,8 @@ def _from_url(url: str | InlinePayload, kind: str, filename: str | None, field: 
     return Attachment(where=where, kind=kind, url=url, filename=filename)
 
 
-def _inline(where: str, kind: str, content: bytes | InlinePayload, mime: str, filename: str | None) -> Attachment:
+def _inline(where: str, kind: str, content: bytes | InlinePayload, mime: str,
+            filename: str | None) -> Attachment:
     if not content:
         raise InvalidRequest(f"{where}: the attached content is empty", param=where,
                              code="empty_file")

@@ -2,11 +2,11 @@
 
 Parsed whole, a body carrying a document holds its base64 text (1.33x the document), the
 parsed string and the decoded bytes at once. Instead the body streams through BodyScanner:
-an object member's value that starts with "data:", declares ";base64," and is longer than
-INLINE_MIN is decoded piece by piece into an InlinePayload (in memory, past SPILL bytes in an
-unlinked temporary file, hashed on the way) and replaced in the JSON text by a marker that
-carries a random per-request nonce, so no client string can pass for one. The text that is
-parsed is then small.
+an object member's value longer than INLINE_MIN that starts with "data:" and declares
+";base64," (or any value of a "file_data" member: OpenAI's raw base64 form) is decoded piece
+by piece into an InlinePayload (in memory, past SPILL bytes in an unlinked temporary file,
+hashed on the way) and replaced in the JSON text by a marker that carries a random
+per-request nonce, so no client string can pass for one. The text parsed is then small.
 
 Only the plain form is taken: base64 characters and the JSON escape \\/. Anything else inside
 such a value (another escape, whitespace, a stray character or padding, missing padding, an
@@ -40,7 +40,7 @@ class InlinePayload:
     """The decoded content of one data URL: `data` (small) or a temporary file."""
 
     def __init__(self, header: str, max_bytes: int):
-        self.header = header        # "data:application/pdf;base64,"
+        self.header = header        # "data:application/pdf;base64,", or "" for raw base64
         self.max_bytes = max_bytes
         self.size = 0               # counted on even past max_bytes, where storing stops
         self.sha256 = ""
@@ -122,6 +122,7 @@ class BodyScanner:
         self._last = 0              # the last byte outside strings that is not whitespace
         self._escaped = False       # inside a string: the next byte is escaped
         self._head = bytearray()    # the first bytes of a value that may be a data URL
+        self._raw = False           # that value is a "file_data": raw base64 is taken too
         self._payload: InlinePayload | None = None
         self._carry = bytearray()   # base64 characters not decoded yet (less than 4, or padding)
 
@@ -186,10 +187,17 @@ class BodyScanner:
             return end
         if self._last == COLON:         # an object member's value: maybe a data URL
             self._state, self._head = self._candidate, bytearray()
+            self._raw = self._member_is(b'"file_data"')
         else:
             self.out += b'"'
             self._state = self._text
         return quote + 1
+
+    def _member_is(self, key: bytes) -> bool:
+        """Whether the member whose value starts here is named key (as the client wrote it;
+        a false match only costs a value taken and given back)."""
+        tail = self.out[-64:].rstrip(_WHITESPACE)     # "...key" :
+        return tail[:-1].rstrip(_WHITESPACE).endswith(key)
 
     def _text(self, chunk: bytes, pos: int) -> int:
         end = self._string_end(chunk, pos)
@@ -200,7 +208,7 @@ class BodyScanner:
         stop = min(len(chunk), pos + INLINE_MIN - len(self._head))
         end = self._string_end(chunk, pos, stop)
         self._head += memoryview(chunk)[pos:stop if end < 0 else end]
-        if not b"data:".startswith(self._head[:5]) or end >= 0:
+        if end >= 0 or not (self._raw or b"data:".startswith(self._head[:5])):
             self.out += b'"' + self._head
             self._head = bytearray()
             if end >= 0:
@@ -212,14 +220,17 @@ class BodyScanner:
 
     def _commit(self) -> None:
         head, self._head = self._head, bytearray()
-        comma = head.find(b",", 0, 2 * MAX_HEADER)
-        header = _base64_header(bytes(head[:comma])) if comma > 0 else None
+        if head.startswith(b"data:"):
+            comma = head.find(b",", 0, 2 * MAX_HEADER)
+            header = _base64_header(bytes(head[:comma])) if comma > 0 else None
+        else:
+            comma, header = -1, ""      # raw base64 (only a "file_data" gets here)
         if header is None:
             self.out += b'"' + head
             self._state = self._text
             return
-        self._payload, self._carry, self._state = InlinePayload(header, self._max_bytes), \
-            bytearray(), self._data
+        self._payload = InlinePayload(header, self._max_bytes)
+        self._carry, self._state = bytearray(), self._data
         rest = bytes(head[comma + 1:])
         self._escaped = False       # the header ended with no escape open
         if not self._take(rest, ended=False):
