@@ -7,6 +7,8 @@ an object member's value longer than INLINE_MIN that starts with "data:" and dec
 by piece into an InlinePayload (in memory, past SPILL bytes in an unlinked temporary file,
 hashed on the way) and replaced in the JSON text by a marker that carries a random
 per-request nonce, so no client string can pass for one. The text parsed is then small.
+Everything else (text between strings, and strings that cannot matter) is copied in C-speed
+runs, so a large body of ordinary JSON costs little to scan.
 
 Only the plain form is taken: base64 characters and the JSON escape \\/. Anything else inside
 such a value (another escape, whitespace, a stray character or padding, missing padding, an
@@ -32,6 +34,9 @@ MAX_HEADER = 1024           # as the attachment decoder: "data:<type>;<params>;b
 ENCODE_SLICE = 3 << 18      # a multiple of 3: slices encode to base64 without padding
 # A JSON string's content up to its closing quote (or a backslash ending the chunk), in C.
 _STRING_BODY = re.compile(rb'(?:[^"\\]++|\\.)*+', re.S)
+# Text outside strings and whole strings that cannot matter, skipped in C: it stops at a
+# string that starts with "data:", at a "file_data" key, and at a string the chunk cuts.
+_PLAIN = re.compile(rb'(?:[^"]++|"(?!data:|file_data")(?:[^"\\]++|\\.)*+")*+', re.S)
 _WHITESPACE = b" \t\r\n"
 QUOTE, COLON, BACKSLASH = 0x22, 0x3A, 0x5C
 
@@ -123,6 +128,7 @@ class BodyScanner:
         self._escaped = False       # inside a string: the next byte is escaped
         self._head = bytearray()    # the first bytes of a value that may be a data URL
         self._raw = False           # that value is a "file_data": raw base64 is taken too
+        self._after_key = False     # the string being read may be a "file_data" key
         self._payload: InlinePayload | None = None
         self._carry = bytearray()   # base64 characters not decoded yet (less than 4, or padding)
 
@@ -175,23 +181,32 @@ class BodyScanner:
     # --- states: each consumes chunk from pos and returns where it stopped --------------
 
     def _outside(self, chunk: bytes, pos: int) -> int:
+        if not self._after_key:     # the value of a "file_data" is read here, not skipped
+            pos = self._copy_outside(chunk, pos, _PLAIN.match(chunk, pos).end())
         quote = chunk.find(b'"', pos)
-        end = len(chunk) if quote < 0 else quote
-        self.out += memoryview(chunk)[pos:end]
-        i = end
-        while i > pos and chunk[i - 1] in _WHITESPACE:
-            i -= 1
-        if i > pos:
-            self._last = chunk[i - 1]
+        self._copy_outside(chunk, pos, len(chunk) if quote < 0 else quote)
         if quote < 0:
-            return end
+            return len(chunk)
+        self._after_key = False
         if self._last == COLON:         # an object member's value: maybe a data URL
             self._state, self._head = self._candidate, bytearray()
             self._raw = self._member_is(b'"file_data"')
         else:
             self.out += b'"'
             self._state = self._text
+            # The "file_data" key, or the part of it this chunk holds.
+            self._after_key = b'"file_data"'.startswith(chunk[quote:quote + 11])
         return quote + 1
+
+    def _copy_outside(self, chunk: bytes, pos: int, end: int) -> int:
+        """Copies chunk[pos:end], which is outside strings or whole strings; returns end."""
+        self.out += memoryview(chunk)[pos:end]
+        i = end
+        while i > pos and chunk[i - 1] in _WHITESPACE:
+            i -= 1
+        if i > pos:
+            self._last = chunk[i - 1]
+        return end
 
     def _member_is(self, key: bytes) -> bool:
         """Whether the member whose value starts here is named key (as the client wrote it;
