@@ -2,9 +2,13 @@
 
 Starts the emulator and, per scenario, a fresh gateway (each its own process) and a file
 server in this process, sends one chat request carrying the document, and reads the gateway's
-VmHWM (peak RSS) from /proc. Scenarios: the document as a URL (streamed to a spooled
-temporary file, then streamed to Kimi) and inline as base64 (the JSON body itself is 1.33x
-the document and has to be parsed, so that path costs more by nature). Linux only.
+VmHWM (peak RSS) from /proc. Scenarios: the document as a URL (streamed to an unlinked
+temporary file, then streamed to Kimi) and inline as base64 in each of the three forms
+(OpenAI's file_data as a data URL and as raw base64, the seeds' file_url and image_url data
+URLs): the body is scanned as it
+streams in and the document decoded into a temporary file, so the JSON parsed is small. The
+last scenario wraps the base64 in lines, which the scanner leaves to the old path.
+Linux only.
 """
 
 from __future__ import annotations
@@ -97,6 +101,20 @@ def request_body(parts: list) -> bytes:
         {"role": "user", "content": [{"type": "text", "text": "Summarize."}, *parts]}]})
 
 
+def scenarios(document: bytes, file_port: int):
+    """(name, content part); bodies are built one at a time so that only one is alive."""
+    yield "url", {"type": "file", "file_url": {"url": f"http://127.0.0.1:{file_port}/report.pdf"}}
+    b64 = base64.b64encode(document).decode()
+    yield "file_data", {"type": "file", "file": {"file_data": "data:application/pdf;base64," + b64,
+                                                 "filename": "report.pdf"}}
+    yield "file_raw", {"type": "file", "file": {"file_data": b64, "filename": "report.pdf"}}
+    yield "file_url", {"type": "file", "file_url": {"url": "data:application/pdf;base64," + b64}}
+    yield "image_url", {"type": "image_url", "image_url": {"url": "data:image/png;base64," + b64}}
+    # Not the plain form (line breaks): given back as text and parsed whole, as before.
+    wrapped = "\n".join(b64[i:i + 76] for i in range(0, len(b64), 76))
+    yield "wrapped", {"type": "file", "file_url": {"url": "data:application/pdf;base64," + wrapped}}
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=int, default=50)
@@ -116,23 +134,18 @@ async def main() -> None:
     try:
         await wait_up(emu_url + "/", emu)
         with tempfile.TemporaryDirectory() as tmp:
-            url_body = request_body([{"type": "file", "file_url": {
-                "url": f"http://127.0.0.1:{file_port}/report.pdf"}}])
-            b64_body = request_body([{"type": "file", "file": {
-                "file_data": "data:application/pdf;base64," + base64.b64encode(document).decode(),
-                "filename": "report.pdf"}}])
-            results = [await run_scenario("url", url_body, emu_url, tmp, size)]
-            del url_body
-            results.append(await run_scenario("base64", b64_body, emu_url, tmp, size))
+            results = []
+            for name, part in scenarios(document, file_port):
+                results.append(await run_scenario(name, request_body([part]), emu_url, tmp, size))
     finally:
         emu.terminate()
         emu.wait(10)
         await runner.cleanup()
     print(f"document: {args.mb} MB")
-    print(f"{'scenario':<10}{'idle RSS':>10}{'peak RSS':>10}{'peak-idle':>11}{'x doc':>7}{'time':>8}")
+    print(f"{'scenario':<11}{'idle RSS':>10}{'peak RSS':>10}{'peak-idle':>11}{'x doc':>7}{'time':>8}")
     for r in results:
         extra = r["peak"] - r["base"]
-        print(f"{r['name']:<10}{r['base'] / MB:>8.1f}MB{r['peak'] / MB:>8.1f}MB"
+        print(f"{r['name']:<11}{r['base'] / MB:>8.1f}MB{r['peak'] / MB:>8.1f}MB"
               f"{extra / MB:>9.1f}MB{extra / size:>7.2f}{r['seconds']:>7.2f}s")
 
 

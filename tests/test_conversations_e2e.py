@@ -227,3 +227,21 @@ async def test_an_answer_id_continued_by_name_becomes_a_named_conversation(gw, e
     assert r2.choices[0].message.content == default_text(2, "go on")
     [conv] = (await c.get("/conversations", cast_to=object))["data"]
     assert conv["id"] == r1.id and conv["expires_at"] - conv["updated_at"] == 7 * 86400
+
+
+async def test_a_store_from_before_the_auto_column_is_migrated(tmp_path):
+    import sqlite3
+    from kimi.store.sqlite import Store
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE conversations (scope TEXT NOT NULL, id TEXT NOT NULL, account TEXT "
+                   "NOT NULL, chat_id TEXT, parent_id TEXT, transcript TEXT NOT NULL, digest TEXT "
+                   "NOT NULL, model TEXT, ttl_seconds REAL NOT NULL, created_at REAL NOT NULL, "
+                   "updated_at REAL NOT NULL, PRIMARY KEY (scope, id))")
+        db.execute("INSERT INTO conversations VALUES ('s', 'c', 'a', 'x', 'p', '[]', 'd', 'kimi', 60, 0, 0)")
+    store = Store(str(path))
+    await store.open()
+    try:
+        assert await store.fetchall("SELECT id, auto FROM conversations") == [("c", 0)]
+    finally:
+        await store.close()

@@ -8,6 +8,9 @@ Accepted in any message:
 
 Everything that can be checked without I/O is checked here, so a bad part fails with a 400
 naming it before anything goes upstream. Size limits and remote URLs are checked later.
+
+A large base64 data URL arrives already decoded (web/inline.py): claim_inline_parts() names
+the fields that may hold one, and an InlinePayload there stands for the data URL it was.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import urllib.parse
 
 from ..canonical.request import Attachment
 from ..errors import InvalidRequest
+from ..web.inline import InlinePayload
 
 ATTACHMENT_TYPES = {"image_url", "file"}
 _WHITESPACE = re.compile(rb"\s+")
@@ -43,6 +47,10 @@ def decode_attachment(part: dict, where: str) -> Attachment:
         raise InvalidRequest(f"{where}.file.filename must be a non-empty string",
                              param=f"{where}.file.filename")
     data = spec.get("file_data")
+    if isinstance(data, InlinePayload) and data.header:
+        return _from_url(data, "file", filename, f"{where}.file.file_data", where)
+    if isinstance(data, InlinePayload):     # raw base64, decoded already
+        return _inline(where, "file", data, _guess_mime(filename), filename)
     if not isinstance(data, str) or not data:
         hint = (" (file ids from OpenAI's Files API mean nothing to Kimi)"
                 if "file_id" in spec else "")
@@ -54,16 +62,40 @@ def decode_attachment(part: dict, where: str) -> Attachment:
     return _inline(where, "file", content, _guess_mime(filename), filename)
 
 
-def _url_of(spec, where: str) -> str:
+def claim_inline_parts(body, take) -> None:
+    """Calls take(container, key) on every field decode_attachment reads a data URL from."""
+    messages = body.get("messages") if isinstance(body, dict) else None
+    for m in messages if isinstance(messages, list) else ():
+        content = m.get("content") if isinstance(m, dict) else None
+        for part in content if isinstance(content, list) else ():
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "file" and "file_url" not in part:
+                if isinstance(part.get("file"), dict):
+                    take(part["file"], "file_data")
+                continue
+            key = {"image_url": "image_url", "file": "file_url"}.get(kind)
+            if key is not None and isinstance(part.get(key), dict):
+                take(part[key], "url")
+            elif key is not None:
+                take(part, key)
+
+
+def _url_of(spec, where: str) -> str | InlinePayload:
     url = spec.get("url") if isinstance(spec, dict) else spec
+    if isinstance(url, InlinePayload):
+        return url
     if not isinstance(url, str) or not url.strip():
         raise InvalidRequest(f"{where}.url must be a non-empty string", param=f"{where}.url")
     return url.strip()
 
 
-def _from_url(url: str, kind: str, filename: str | None, field: str, where: str) -> Attachment:
-    colon = url.find(":", 0, 32)    # not url.split(): that would copy a whole document
-    scheme = url[:colon].lower() if colon > 0 else ""
+def _from_url(url: str | InlinePayload, kind: str, filename: str | None, field: str,
+              where: str) -> Attachment:
+    if isinstance(url, InlinePayload):
+        scheme = "data"
+    else:
+        colon = url.find(":", 0, 32)    # not url.split(): that would copy a whole document
+        scheme = url[:colon].lower() if colon > 0 else ""
     if scheme == "data":
         mime, content = decode_data_url(url, field)
         if kind == "image" and not mime.startswith("image/"):
@@ -84,7 +116,8 @@ def _from_url(url: str, kind: str, filename: str | None, field: str, where: str)
     return Attachment(where=where, kind=kind, url=url, filename=filename)
 
 
-def _inline(where: str, kind: str, content: bytes, mime: str, filename: str | None) -> Attachment:
+def _inline(where: str, kind: str, content: bytes | InlinePayload, mime: str,
+            filename: str | None) -> Attachment:
     if not content:
         raise InvalidRequest(f"{where}: the attached content is empty", param=where,
                              code="empty_file")
@@ -92,8 +125,12 @@ def _inline(where: str, kind: str, content: bytes, mime: str, filename: str | No
                       filename=filename or default_filename(kind, mime))
 
 
-def decode_data_url(url: str, field: str) -> tuple[str, bytes]:
-    """RFC 2397: data:[<mediatype>][;base64],<data> -> (mime, bytes)."""
+def decode_data_url(url: str | InlinePayload, field: str) -> tuple[str, bytes | InlinePayload]:
+    """RFC 2397: data:[<mediatype>][;base64],<data> -> (mime, bytes). An InlinePayload is
+    decoded already: only its header is read."""
+    payload = url if isinstance(url, InlinePayload) else None
+    if payload is not None:
+        url = payload.header
     comma = url.find(",", 0, MAX_HEADER)
     if comma < 0:
         raise InvalidRequest(f"{field} is not a valid data URL (no comma)", param=field,
@@ -106,6 +143,8 @@ def decode_data_url(url: str, field: str) -> tuple[str, bytes]:
     if "/" not in mime:
         raise InvalidRequest(f"{field}: '{mime}' is not a media type", param=field,
                              code="invalid_data_url")
+    if payload is not None:
+        return mime, payload
     if is_base64:
         return mime, decode_base64(url, field, start=comma + 1)
     return mime, urllib.parse.unquote_to_bytes(url[comma + 1:])

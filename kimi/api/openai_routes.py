@@ -17,6 +17,7 @@ from ..web.body import read_json
 from ..web.keys import CATALOGUE, CONFIG, SERVICE, TOKEN_COUNTER
 from ..web.middleware import TRACE
 from ..web.sse import SSEStream
+from .openai_attachments import claim_inline_parts
 from .openai_wire import (DONE, ChunkEncoder, completion_body, decode_chat_request,
                           error_chunk, models_body, new_completion_id)
 
@@ -34,7 +35,7 @@ async def chat_completions_stateful(request: web.Request) -> web.StreamResponse:
 
 async def _complete(request: web.Request, path_id: str | None) -> web.StreamResponse:
     config, service, trace = request.app[CONFIG], request.app[SERVICE], request[TRACE]
-    req = decode_chat_request(await read_json(request), request.app[CATALOGUE].resolve)
+    req = decode_chat_request(await read_json(request, claim_inline_parts), request.app[CATALOGUE].resolve)
     trace.model = req.model
     caller = authenticate(request, config.server.api_keys, bool(service.pool.accounts))
     turn = await service.turn(req, api_key_id=caller.api_key_id,

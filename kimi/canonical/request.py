@@ -11,7 +11,9 @@ class Attachment:
     where: str                  # the request field it came from, e.g. "messages[2].content[1]"
     kind: str                   # "image" | "file"
     url: str | None = None      # http(s) URL (exactly one of url and data is set)
-    data: bytes | None = None   # inline content, already decoded
+    # Inline content, already decoded: bytes, or for a large data URL the InlinePayload it was
+    # decoded into while the body was read (size, sha256, data or reopen(); web/inline.py).
+    data: bytes | None = None
     filename: str | None = None
     mime: str | None = None
 

@@ -54,9 +54,14 @@ class Blob:
 
 
 async def inline_blob(a: Attachment) -> Blob:
+    filename = a.filename or default_filename(a.kind, a.mime)
+    if not isinstance(a.data, bytes):   # an InlinePayload: decoded and hashed as it was read
+        return Blob(where=a.where, kind=a.kind, filename=filename,
+                    mime=a.mime or "application/octet-stream", size=a.data.size,
+                    sha256=a.data.sha256, data=a.data.data, file=a.data.reopen())
     # hashlib releases the GIL on large buffers, so a big document does not stall the loop.
     digest = await asyncio.to_thread(lambda: hashlib.sha256(a.data).hexdigest())
-    return Blob(where=a.where, kind=a.kind, filename=a.filename or default_filename(a.kind, a.mime),
+    return Blob(where=a.where, kind=a.kind, filename=filename,
                 mime=a.mime or "application/octet-stream", size=len(a.data), sha256=digest,
                 data=a.data)
 

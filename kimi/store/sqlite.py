@@ -57,6 +57,13 @@ class Store:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Columns added since the table was first created (stores from earlier versions)."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(conversations)")}
+        if "auto" not in have:
+            self._db.execute("ALTER TABLE conversations ADD COLUMN auto INTEGER NOT NULL DEFAULT 0")
 
     async def close(self) -> None:
         if self._db is not None:

@@ -8,18 +8,38 @@ import orjson
 from aiohttp import web
 
 from ..errors import InvalidRequest
+from .inline import BodyScanner
 from .keys import CONFIG
-
+from .middleware import CLEANUP
 
 LARGE_BODY = 8 * 1024 * 1024
+CHUNK = 256 * 1024
 
 
-async def read_json(request: web.Request):
-    data = await _read_body(request)
-    if not data:
-        raise InvalidRequest("the request body is empty; send a JSON object")
-    if len(data) > LARGE_BODY:
-        return _loads_large(data)
+async def read_json(request: web.Request, claim=None):
+    """The parsed body. Large base64 data URLs in it are decoded while it streams in
+    (web/inline.py); `claim(body, take)` calls take(container, key) where the caller wants
+    such a value to stay decoded (an InlinePayload, closed when the request ends). Every
+    other one is put back as the text it was."""
+    scanner = BodyScanner(request.app[CONFIG].files.max_mb * 1024 * 1024)
+    try:
+        size = await _read_body(request, scanner)
+        if not size:
+            raise InvalidRequest("the request body is empty; send a JSON object")
+        # The parser a body of this size always had, so its errors read the same.
+        body = _loads_large(scanner.out) if size > LARGE_BODY else _loads(scanner.out)
+        if scanner.payloads:
+            if claim is not None:
+                claim(body, scanner.take)
+            scanner.restore(body)
+    except BaseException:
+        scanner.close()
+        raise
+    request[CLEANUP].append(scanner.close)
+    return body
+
+
+def _loads(data: bytearray):
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as e:
@@ -28,9 +48,10 @@ async def read_json(request: web.Request):
 
 
 def _loads_large(data: bytearray):
-    """A body with a base64 document inside. orjson holds the input, its own copy and the
-    result at once (3x the document string); the standard parser can take a str whose bytes
-    are already freed (2x). Same JSON: NaN and Infinity are refused as orjson refuses them."""
+    """A large body (a long text, or a document sent in a form the scanner leaves as text).
+    orjson holds the input, its own copy and the result at once (3x the document string); the
+    standard parser can take a str whose bytes are already freed (2x). Same JSON: NaN and
+    Infinity are refused as orjson refuses them."""
     try:
         text = data.decode("utf-8")
         data.clear()        # the caller keeps no other reference: this frees the bytes
@@ -45,16 +66,17 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
-async def _read_body(request: web.Request) -> bytearray:
-    """The body in one growing buffer that dies with this call. request.read() would keep
-    a second, cached copy for the request's lifetime: with a base64 document inside, that
-    is more than the document itself."""
+async def _read_body(request: web.Request, scanner: BodyScanner) -> int:
+    """Streams the body through the scanner (request.read() would keep the whole body, and
+    cache a second copy for the request's lifetime); its size in bytes."""
     limit = request.app[CONFIG].server.max_body_mb * 1024 * 1024
     if (request.content_length or 0) > limit:
         raise web.HTTPRequestEntityTooLarge(limit, request.content_length)
-    body = bytearray()
-    async for chunk in request.content.iter_any():
-        body += chunk
-        if len(body) > limit:
-            raise web.HTTPRequestEntityTooLarge(limit, len(body))
-    return body
+    size = 0
+    async for chunk in request.content.iter_chunked(CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise web.HTTPRequestEntityTooLarge(limit, size)
+        scanner.feed(chunk)
+    scanner.finish()
+    return size

@@ -24,6 +24,9 @@ def _clean(value: str | None) -> str:
 TRACE = web.RequestKey("trace", Trace)
 # Called as hook(request, trace, now) once per request, after its log line (e.g. metrics).
 TRACE_HOOKS = web.AppKey("trace_hooks", list)
+# Called with no arguments when the handler is done, whatever happened (e.g. closing the
+# temporary files of documents decoded from the body).
+CLEANUP = web.RequestKey("cleanup", list)
 
 
 def error_response(e: GatewayError) -> web.Response:
@@ -49,6 +52,7 @@ async def errors_and_logs(request: web.Request, handler):
     trace = Trace(request_id=rid,
                   route=f"{request.method} {request.path}", started=time.monotonic())
     request[TRACE] = trace
+    request[CLEANUP] = []
     try:
         resp = await handler(request)
     except GatewayError as e:
@@ -70,6 +74,9 @@ async def errors_and_logs(request: web.Request, handler):
         log.exception("internal error in request %s", trace.request_id)
         resp = error_response(GatewayError("internal error; see the gateway log for request "
                                            f"{trace.request_id}", code="internal_error"))
+    finally:
+        for close in request[CLEANUP]:
+            close()
     trace.status = trace.status or resp.status
     if not resp.prepared:
         resp.headers["X-Request-Id"] = trace.request_id
