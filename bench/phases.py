@@ -1,0 +1,176 @@
+"""The measurements, one function per figure. Each returns plain numbers for the report."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from .clients import direct_stream, gateway_stream, gateway_unary, new_session
+from .procs import Stack
+from .procstat import cpu_seconds, memory_mb, percentile
+
+PROMPT = "Benchmark: say hello."                 # default answer: ~25 content pieces
+LONG_PROMPT = "Stream me a long answer. " * 80   # ~2,000 chars echoed: ~520 pieces
+SLOW_PROMPT = "Keep this stream open. " * 18     # ~100 pieces, 0.25 s apart: ~25 s open
+
+
+def sizes(quick: bool) -> dict:
+    if quick:
+        return dict(levels=((1, 20), (10, 3), (20, 2)), seconds=2.0, open_streams=100,
+                    accounts=60, rt_reps=2)
+    return dict(levels=((1, 300), (50, 20), (200, 8)), seconds=8.0, open_streams=1000,
+                accounts=200, rt_reps=5)
+
+
+async def run_all(stack: Stack, quick: bool) -> dict:
+    n = sizes(quick)
+    out: dict = {}
+    async with new_session() as s:
+        await _burst(stack, s, "d", n["accounts"])      # warm every account's connection
+        await _burst(stack, s, "g", n["accounts"])
+        for conc, rounds in n["levels"]:
+            out[f"ttfc_{conc}"] = await ttfc(stack, s, conc, rounds)
+            print(f"  ttfc at {conc}: {out[f'ttfc_{conc}']}", flush=True)
+        out["roundtrips"] = await roundtrips(stack, s, n["rt_reps"])
+        out["paced"] = await paced(stack, s)
+        out["stream_cpu"] = await stream_throughput(stack, s, n["seconds"])
+        out["unary"] = await unary_throughput(stack, s, n["seconds"])
+    for key in ("roundtrips", "paced", "stream_cpu", "unary"):
+        print(f"  {key}: {out[key]}", flush=True)
+    return out
+
+
+async def _burst(stack: Stack, s, mode: str, conc: int, prompt: str = PROMPT) -> list:
+    if mode == "d":
+        jobs = [direct_stream(s, stack.emu_url, stack.direct_tokens[i], prompt) for i in range(conc)]
+    else:
+        jobs = [gateway_stream(s, stack.gw_url, prompt) for _ in range(conc)]
+    results = await asyncio.gather(*jobs)
+    bad = sum(1 for r in results if not r.ok or r.ttfc is None)
+    if bad:
+        raise RuntimeError(f"{bad} of {conc} {mode} streams failed; see the gateway log")
+    return results
+
+
+async def ttfc(stack: Stack, s, conc: int, rounds: int) -> dict:
+    """Bursts of `conc` simultaneous streams, direct and gateway alternating (order flipped
+    every round), a pause between bursts so that the gateway's chat deletions land."""
+    got = {"d": [], "g": []}
+    for r in range(rounds):
+        for mode in ("d", "g") if r % 2 == 0 else ("g", "d"):
+            got[mode] += [x.ttfc for x in await _burst(stack, s, mode, conc)]
+            await asyncio.sleep(0.02 if conc == 1 else 0.3)
+    return _compare(got["d"], got["g"])
+
+
+def _compare(direct: list[float], gateway: list[float]) -> dict:
+    ms = {}
+    for p in (50, 99):
+        d, g = percentile(direct, p) * 1000, percentile(gateway, p) * 1000
+        ms[f"direct_p{p}"], ms[f"gateway_p{p}"], ms[f"added_p{p}"] = d, g, g - d
+    ms["samples"] = len(gateway)
+    return ms
+
+
+async def roundtrips(stack: Stack, s, reps: int) -> dict:
+    """With 30 ms added per upstream call: which calls the emulator received between the
+    request and the first content piece, and what the gateway adds in time."""
+    await stack.knobs(call_delay=0.03)
+    counts, paths = [], []
+    for _ in range(reps):
+        await asyncio.sleep(0.3)              # earlier deletions land first
+        t0 = time.monotonic()
+        res = (await _burst(stack, s, "g", 1))[0]
+        await asyncio.sleep(0.3)
+        before = [p for p, t in await stack.calls() if t0 <= t < res.first_at]
+        counts.append(len(before))
+        paths = before
+    timed = await ttfc(stack, s, 1, 10)
+    await stack.knobs(call_delay=0.0)
+    await stack.reset()
+    return {"max_calls": max(counts), "min_calls": min(counts),
+            "paths": [p.rsplit("/", 1)[-1] for p in paths],
+            "added_p50": timed["added_p50"], "gateway_p50": timed["gateway_p50"]}
+
+
+async def paced(stack: Stack, s) -> dict:
+    """Upstream sends a frame every 10 ms: the first piece must not wait for the rest."""
+    await stack.knobs(chunk_delay=0.01)
+    timed = await ttfc(stack, s, 1, 6)
+    await stack.knobs(chunk_delay=0.0)
+    return {"direct_p50": timed["direct_p50"], "gateway_p50": timed["gateway_p50"]}
+
+
+async def _closed_loop(seconds: float, workers: int, one) -> tuple[int, float]:
+    """`workers` loops calling `one()` until the time is up; returns (sum of results, wall)."""
+    deadline = time.monotonic() + seconds
+    total = 0
+
+    async def worker():
+        nonlocal total
+        while time.monotonic() < deadline:
+            n = await one()     # not `total += await one()`: that reads `total` before the await
+            total += n
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return total, time.monotonic() - t0
+
+
+async def stream_throughput(stack: Stack, s, seconds: float) -> dict:
+    async def one() -> int:
+        res = await gateway_stream(s, stack.gw_url, LONG_PROMPT)
+        if not res.ok:
+            raise RuntimeError("a stream failed during the throughput run")
+        return res.chunks
+
+    await stack.reset()
+    cpu0 = cpu_seconds(stack.gateway_pid)
+    chunks, wall = await _closed_loop(seconds, 50, one)
+    cpu = cpu_seconds(stack.gateway_pid) - cpu0
+    await stack.reset()
+    return {"chunks": chunks, "cpu_s": cpu, "wall_s": wall, "per_cpu_s": chunks / cpu,
+            "per_wall_s": chunks / wall, "us_per_chunk": cpu / chunks * 1e6}
+
+
+async def unary_throughput(stack: Stack, s, seconds: float) -> dict:
+    async def one() -> int:
+        if not await gateway_unary(s, stack.gw_url, PROMPT):
+            raise RuntimeError("a non-streaming request failed")
+        return 1
+
+    cpu0 = cpu_seconds(stack.gateway_pid)
+    done, wall = await _closed_loop(seconds, 50, one)
+    cpu = cpu_seconds(stack.gateway_pid) - cpu0
+    await stack.reset()
+    return {"requests": done, "per_s": done / wall, "cpu_ms_per_request": cpu / done * 1000}
+
+
+async def memory(stack: Stack, quick: bool) -> dict:
+    """RSS idle (accounts configured, nothing used yet) and with N slow streams open."""
+    n = sizes(quick)["open_streams"]
+    out = {"accounts": stack.accounts, "idle": memory_mb(stack.gateway_pid)["VmRSS"]}
+    await stack.knobs(chunk_delay=0.25)
+    started = 0
+    all_open = asyncio.Event()
+
+    def on_first():
+        nonlocal started
+        started += 1
+        if started == n:
+            all_open.set()
+
+    async with new_session() as s:
+        tasks = [asyncio.ensure_future(gateway_stream(s, stack.gw_url, SLOW_PROMPT, on_first))
+                 for _ in range(n)]
+        await asyncio.wait_for(all_open.wait(), 120)
+        peak = 0.0
+        for _ in range(10):
+            await asyncio.sleep(0.2)
+            peak = max(peak, memory_mb(stack.gateway_pid)["VmRSS"])
+        out.update(streams=n, open_rss=peak, hwm=memory_mb(stack.gateway_pid)["VmHWM"])
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    await stack.knobs(chunk_delay=0.0)
+    return out
