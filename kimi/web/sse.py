@@ -31,10 +31,18 @@ KEEPALIVE = b": keep-alive\n\n"
 FLUSH_BYTES = 64 * 1024     # write at once past this much pending (and feel backpressure)
 
 
+class _HeadersWithFirstWrite(web.StreamResponse):
+    # aiohttp: a StreamResponse sends its headers on prepare() by itself; Response (this flag
+    # False) holds them for the first body write. The first write follows prepare() at once
+    # here, so one send carries both (the profile showed the separate send before the first
+    # token). Should aiohttp rename the flag, headers simply go out separately again.
+    _send_headers_immediately = False
+
+
 class SSEStream:
     def __init__(self, request: web.Request, *, keepalive: float, headers: dict | None = None):
         self.request = request
-        self.resp = web.StreamResponse(headers={**SSE_HEADERS, **(headers or {})})
+        self.resp = _HeadersWithFirstWrite(headers={**SSE_HEADERS, **(headers or {})})
         self.keepalive = keepalive
         self.accepted = False
         self.last_write = time.monotonic()
