@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 
 from .clients import direct_stream, gateway_stream, gateway_unary, new_session
@@ -17,9 +18,9 @@ SLOW_PROMPT = "Keep this stream open. " * 18     # ~100 pieces, 0.25 s apart: ~2
 def sizes(quick: bool) -> dict:
     if quick:
         return dict(levels=((1, 20), (10, 3), (20, 2)), seconds=2.0, open_streams=100,
-                    accounts=60, rt_reps=2)
+                    accounts=60, rt_reps=2, steady=(20,), slice_s=1.0)
     return dict(levels=((1, 300), (50, 20), (200, 8)), seconds=8.0, open_streams=1000,
-                accounts=200, rt_reps=5)
+                accounts=200, rt_reps=5, steady=(50, 200), slice_s=4.0)
 
 
 async def run_all(stack: Stack, quick: bool) -> dict:
@@ -31,6 +32,9 @@ async def run_all(stack: Stack, quick: bool) -> dict:
         for conc, rounds in n["levels"]:
             out[f"ttfc_{conc}"] = await ttfc(stack, s, conc, rounds)
             print(f"  ttfc at {conc}: {out[f'ttfc_{conc}']}", flush=True)
+        for conc in n["steady"]:
+            out[f"steady_{conc}"] = await steady(stack, s, conc, n["slice_s"])
+            print(f"  steady at {conc}: {out[f'steady_{conc}']}", flush=True)
         out["roundtrips"] = await roundtrips(stack, s, n["rt_reps"])
         out["paced"] = await paced(stack, s)
         out["stream_cpu"] = await stream_throughput(stack, s, n["seconds"])
@@ -60,6 +64,37 @@ async def ttfc(stack: Stack, s, conc: int, rounds: int) -> dict:
         for mode in ("d", "g") if r % 2 == 0 else ("g", "d"):
             got[mode] += [x.ttfc for x in await _burst(stack, s, mode, conc)]
             await asyncio.sleep(0.02 if conc == 1 else 0.3)
+    return _compare(got["d"], got["g"])
+
+
+async def steady(stack: Stack, s, conc: int, slice_s: float) -> dict:
+    """`conc` streams always in flight (each worker starts the next as one ends), upstream
+    pieces 10 ms apart like a fast real model: what a new request feels under that load.
+    Direct and gateway take turns in slices; every request's time to first chunk counts."""
+    await stack.knobs(chunk_delay=0.01)
+    got = {"d": [], "g": []}
+    rng = random.Random(conc)
+    for mode in ("d", "g", "g", "d"):
+        deadline = time.monotonic() + slice_s
+
+        async def worker(i: int) -> None:
+            # Streams are all alike: without staggered starts and a little jitter the
+            # workers would move in lockstep, which is a burst, measured above.
+            await asyncio.sleep(rng.uniform(0, 0.4))
+            while time.monotonic() < deadline:
+                await asyncio.sleep(rng.uniform(0, 0.02))
+                if mode == "d":
+                    res = await direct_stream(s, stack.emu_url, stack.direct_tokens[i], PROMPT)
+                else:
+                    res = await gateway_stream(s, stack.gw_url, PROMPT)
+                if not res.ok or res.ttfc is None:
+                    raise RuntimeError(f"a {mode} stream failed in the steady run")
+                got[mode].append(res.ttfc)
+
+        await asyncio.gather(*(worker(i) for i in range(conc)))
+        await asyncio.sleep(0.3)
+    await stack.knobs(chunk_delay=0.0)
+    await stack.reset()
     return _compare(got["d"], got["g"])
 
 

@@ -24,8 +24,14 @@ def rows(r: dict) -> list[tuple[str, str, str]]:
     for conc in sorted(int(k.split("_")[1]) for k in r if k.startswith("ttfc_")):
         t = r[f"ttfc_{conc}"]
         target = {1: "p50 <= 1 ms"}.get(conc, "p99 <= 5 ms" if conc >= 200 else "")
-        out.append((f"added time to first content chunk, {conc} stream(s), p50 / p99",
+        out.append((f"added time to first content chunk, burst of {conc} simultaneous stream(s), p50 / p99",
                     target, _pair(t, "added")))
+        out.append((f"  (direct / through the gateway, p50, {t['samples']} samples)", "",
+                    f"{_ms(t['direct_p50'])} / {_ms(t['gateway_p50'])}"))
+    for conc in sorted(int(k.split("_")[1]) for k in r if k.startswith("steady_")):
+        t = r[f"steady_{conc}"]
+        out.append((f"same, {conc} streams always in flight, upstream piece every 10 ms, p50 / p99",
+                    "p99 <= 5 ms" if conc >= 200 else "", _pair(t, "added")))
         out.append((f"  (direct / through the gateway, p50, {t['samples']} samples)", "",
                     f"{_ms(t['direct_p50'])} / {_ms(t['gateway_p50'])}"))
     sc, u, m, rt, pc = r["stream_cpu"], r["unary"], r["memory"], r["roundtrips"], r["paced"]
