@@ -39,12 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_config:
         print(f"kimi-gateway: {config.source} is valid ({len(config.kimi.tokens)} account(s))")
         return 0
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     loop = new_event_loop(args.loop)
     if loop is None:
         print("kimi-gateway: --loop uvloop needs the 'fast' extra (pip install uvloop)",
               file=sys.stderr)
         return 2
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     print(f"kimi-gateway {__version__} listening on http://{host}:{port} "
           f"config={config.source} accounts={len(config.kimi.tokens)} "
           f"loop={type(loop).__module__.split('.')[0]}", flush=True)
