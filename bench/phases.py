@@ -45,8 +45,9 @@ async def run_all(stack: Stack, quick: bool) -> dict:
 
 
 async def _burst(stack: Stack, s, mode: str, conc: int, prompt: str = PROMPT) -> list:
-    if mode == "d":
-        jobs = [direct_stream(s, stack.emu_url, stack.direct_tokens[i], prompt) for i in range(conc)]
+    if mode in ("d", "n"):
+        url = stack.emu_url if mode == "d" else stack.null_url
+        jobs = [direct_stream(s, url, stack.direct_tokens[i], prompt) for i in range(conc)]
     else:
         jobs = [gateway_stream(s, stack.gw_url, prompt) for _ in range(conc)]
     results = await asyncio.gather(*jobs)
@@ -57,14 +58,19 @@ async def _burst(stack: Stack, s, mode: str, conc: int, prompt: str = PROMPT) ->
 
 
 async def ttfc(stack: Stack, s, conc: int, rounds: int) -> dict:
-    """Bursts of `conc` simultaneous streams, direct and gateway alternating (order flipped
-    every round), a pause between bursts so that the gateway's chat deletions land."""
-    got = {"d": [], "g": []}
+    """Bursts of `conc` simultaneous streams, direct, gateway and the do-nothing proxy taking
+    turns (order rotated every round), a pause between bursts so that the gateway's chat
+    deletions land."""
+    got = {"d": [], "g": [], "n": []}
+    modes = ["d", "g", "n"]
     for r in range(rounds):
-        for mode in ("d", "g") if r % 2 == 0 else ("g", "d"):
+        for mode in modes[r % 3:] + modes[:r % 3]:
             got[mode] += [x.ttfc for x in await _burst(stack, s, mode, conc)]
             await asyncio.sleep(0.02 if conc == 1 else 0.3)
-    return _compare(got["d"], got["g"])
+    out = _compare(got["d"], got["g"])
+    floor = _compare(got["d"], got["n"])
+    out.update(null_added_p50=floor["added_p50"], null_added_p99=floor["added_p99"])
+    return out
 
 
 async def steady(stack: Stack, s, conc: int, slice_s: float) -> dict:

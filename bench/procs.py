@@ -37,17 +37,18 @@ class Stack:
         self.workdir, self.loop_choice, self.accounts = workdir, loop_choice, accounts
         os.makedirs(workdir, exist_ok=True)
         self.procs: list[asyncio.subprocess.Process] = []
-        emu_port, ctl_port, gw_port = free_port(), free_port(), free_port()
+        emu_port, ctl_port, gw_port, null_port = free_port(), free_port(), free_port(), free_port()
         self.emu_url = f"http://127.0.0.1:{emu_port}"
         self.control_url = f"http://127.0.0.1:{ctl_port}"
         self.gw_url = f"http://127.0.0.1:{gw_port}"
-        self._ports = (emu_port, ctl_port, gw_port)
+        self.null_url = f"http://127.0.0.1:{null_port}"
+        self._ports = (emu_port, ctl_port, gw_port, null_port)
         self.gw_tokens = [mint_access_token(f"user-{i}") for i in range(accounts)]
         self.direct_tokens = [mint_access_token(f"direct-{i}") for i in range(accounts)]
         self.gateway_pid = 0
 
     async def __aenter__(self) -> "Stack":
-        emu_port, ctl_port, gw_port = self._ports
+        emu_port, ctl_port, gw_port, null_port = self._ports
         self.control = aiohttp.ClientSession()
         await self._spawn("emulator", [sys.executable, os.path.join(ROOT, "bench", "emulator_proc.py"),
                                        "--port", str(emu_port), "--control-port", str(ctl_port),
@@ -61,6 +62,12 @@ class Stack:
                                              "-c", config, "--loop", self.loop_choice])
         self.gateway_pid = proc.pid
         await _wait_http(self.gw_url + "/ping")
+        # The floor: a do-nothing proxy on the gateway's event loop.
+        use_uvloop = self.loop_choice == "uvloop" or (self.loop_choice == "auto" and _has_uvloop())
+        await self._spawn("null_proxy", [sys.executable, os.path.join(ROOT, "bench", "null_proxy.py"),
+                                         "--port", str(null_port), "--upstream", self.emu_url,
+                                         *(["--uvloop"] if use_uvloop else [])])
+        await _wait_http(self.null_url + "/ping")
         return self
 
     async def _spawn(self, name: str, argv: list[str]) -> asyncio.subprocess.Process:

@@ -28,6 +28,8 @@ def rows(r: dict) -> list[tuple[str, str, str]]:
                     target, _pair(t, "added")))
         out.append((f"  (direct / through the gateway, p50, {t['samples']} samples)", "",
                     f"{_ms(t['direct_p50'])} / {_ms(t['gateway_p50'])}"))
+        out.append(("  floor: added by a do-nothing aiohttp proxy, p50 / p99", "",
+                    _pair(t, "null_added")))
     for conc in sorted(int(k.split("_")[1]) for k in r if k.startswith("steady_")):
         t = r[f"steady_{conc}"]
         out.append((f"same, {conc} streams always in flight, upstream piece every 10 ms, p50 / p99",
