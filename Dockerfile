@@ -3,7 +3,7 @@ RUN useradd --create-home --uid 10001 gateway && mkdir /data && chown gateway /d
 WORKDIR /app
 COPY setup.cfg README.md gateway.py ./
 COPY kimi ./kimi
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir ".[fast]"
 USER gateway
 ENV HOST=0.0.0.0 PORT=8000 STORE_PATH=/data/kimi-gateway.sqlite3
 VOLUME ["/data"]

@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", help="debug, info, warning or error")
     parser.add_argument("--check-config", action="store_true", help="validate the config and exit")
     parser.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto",
-                        help="event loop: uvloop when installed (auto, the default) or asyncio's own")
+                        help="event loop: uvloop when installed (auto, the default) or "
+                             "asyncio's own")
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)

@@ -16,6 +16,7 @@ import orjson
 
 # Kimi: the streaming call and its envelope (protocol reference, sections 4.2-4.4).
 CHAT_PATH = "/apiv2/kimi.gateway.chat.v1.ChatService/Chat"
+CHAT_COMPLETIONS = "/v1/chat/completions"
 END_STREAM = 0x02
 
 
@@ -103,7 +104,7 @@ async def gateway_stream(session: aiohttp.ClientSession, url: str, prompt: str,
     body = orjson.dumps({"model": "kimi", "stream": True,
                          "messages": [{"role": "user", "content": prompt}]})
     t0 = time.monotonic()
-    async with session.post(url + "/v1/chat/completions", data=body, headers=GATEWAY_HEADERS) as resp:
+    async with session.post(url + CHAT_COMPLETIONS, data=body, headers=GATEWAY_HEADERS) as resp:
         async for data in resp.content.iter_any():
             buf += data
             for event in sse_events(buf):
@@ -119,7 +120,7 @@ async def gateway_stream(session: aiohttp.ClientSession, url: str, prompt: str,
 
 async def gateway_unary(session: aiohttp.ClientSession, url: str, prompt: str) -> bool:
     body = orjson.dumps({"model": "kimi", "messages": [{"role": "user", "content": prompt}]})
-    async with session.post(url + "/v1/chat/completions", data=body, headers=GATEWAY_HEADERS) as resp:
+    async with session.post(url + CHAT_COMPLETIONS, data=body, headers=GATEWAY_HEADERS) as resp:
         data = await resp.read()
     return resp.status == 200 and bool(orjson.loads(data)["choices"][0]["message"]["content"])
 

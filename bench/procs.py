@@ -50,7 +50,8 @@ class Stack:
     async def __aenter__(self) -> "Stack":
         emu_port, ctl_port, gw_port, null_port = self._ports
         self.control = aiohttp.ClientSession()
-        await self._spawn("emulator", [sys.executable, os.path.join(ROOT, "bench", "emulator_proc.py"),
+        bench = os.path.join(ROOT, "bench")
+        await self._spawn("emulator", [sys.executable, os.path.join(bench, "emulator_proc.py"),
                                        "--port", str(emu_port), "--control-port", str(ctl_port),
                                        *(["--uvloop"] if _has_uvloop() else [])])
         await _wait_http(self.control_url + "/calls")
@@ -64,7 +65,8 @@ class Stack:
         await _wait_http(self.gw_url + "/ping")
         # The floor: a do-nothing proxy on the gateway's event loop.
         use_uvloop = self.loop_choice == "uvloop" or (self.loop_choice == "auto" and _has_uvloop())
-        await self._spawn("null_proxy", [sys.executable, os.path.join(ROOT, "bench", "null_proxy.py"),
+        bench = os.path.join(ROOT, "bench")
+        await self._spawn("null_proxy", [sys.executable, os.path.join(bench, "null_proxy.py"),
                                          "--port", str(null_port), "--upstream", self.emu_url,
                                          *(["--uvloop"] if use_uvloop else [])])
         await _wait_http(self.null_url + "/ping")

@@ -24,7 +24,8 @@ def rows(r: dict) -> list[tuple[str, str, str]]:
     for conc in sorted(int(k.split("_")[1]) for k in r if k.startswith("ttfc_")):
         t = r[f"ttfc_{conc}"]
         target = {1: "p50 <= 1 ms"}.get(conc, "p99 <= 5 ms" if conc >= 200 else "")
-        out.append((f"added time to first content chunk, burst of {conc} simultaneous stream(s), p50 / p99",
+        out.append((f"added time to first content chunk, burst of {conc} simultaneous "
+                    "stream(s), p50 / p99",
                     target, _pair(t, "added")))
         out.append((f"  (direct / through the gateway, p50, {t['samples']} samples)", "",
                     f"{_ms(t['direct_p50'])} / {_ms(t['gateway_p50'])}"))
@@ -39,7 +40,8 @@ def rows(r: dict) -> list[tuple[str, str, str]]:
     sc, u, m, rt, pc = r["stream_cpu"], r["unary"], r["memory"], r["roundtrips"], r["paced"]
     out += [
         ("streamed chunks per gateway CPU-second (50 streams, saturation)", ">= 20,000",
-         f"{sc['per_cpu_s']:,.0f} ({sc['us_per_chunk']:.1f} us/chunk; {sc['per_wall_s']:,.0f}/s wall)"),
+         f"{sc['per_cpu_s']:,.0f} ({sc['us_per_chunk']:.1f} us/chunk; "
+         f"{sc['per_wall_s']:,.0f}/s wall)"),
         (f"resident memory idle, {m['accounts']} accounts configured", "", f"{m['idle']:.1f} MB"),
         (f"resident memory with {m['streams']} open slow streams (peak RSS / VmHWM)",
          "<= 120 MB", f"{m['open_rss']:.1f} MB / {m['hwm']:.1f} MB"),
