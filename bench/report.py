@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,7 +58,21 @@ def rows(r: dict) -> list[tuple[str, str, str]]:
     return out
 
 
-def render(results: dict, quick: bool = False) -> str:
+def median_merge(runs: list[dict]) -> dict:
+    """One result dict from several runs: the median of every number, the first of the rest."""
+    out = {}
+    for key, first in runs[0].items():
+        values = [r[key] for r in runs]
+        if isinstance(first, dict):
+            out[key] = median_merge(values)
+        elif isinstance(first, (int, float)) and not isinstance(first, bool):
+            out[key] = statistics.median(values)
+        else:
+            out[key] = first
+    return out
+
+
+def render(results: dict, quick: bool = False, runs: int = 1) -> str:
     loops = list(results)
     per = {loop: rows(results[loop]) for loop in loops}
     first = per[loops[0]]
@@ -67,9 +82,10 @@ def render(results: dict, quick: bool = False) -> str:
         values = " | ".join(per[l][i][2] for l in loops)
         lines.append(f"| {figure} | {target} | {values} |")
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    note = (f"Measured {stamp} by `python bench/run.py`{' --quick' if quick else ''} on "
-            f"{os.cpu_count()} CPU(s), Python {platform.python_version()}; emulator and bench "
-            "client on uvloop in every column.")
+    flags = (" --quick" if quick else "") + (f" --runs {runs}" if runs > 1 else "")
+    note = (f"Measured {stamp} by `python bench/run.py{flags}` on {os.cpu_count()} CPU(s), "
+            f"Python {platform.python_version()}; emulator and bench client on uvloop in every "
+            "column" + (f"; each figure the median of {runs} runs." if runs > 1 else "."))
     return note + "\n\n" + "\n".join(lines) + "\n"
 
 

@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench import phases  # noqa: E402
 from bench.procs import Stack  # noqa: E402
-from bench.report import render, write_benchmarks  # noqa: E402
+from bench.report import median_merge, render, write_benchmarks  # noqa: E402
 
 
 async def run_one(loop_choice: str, quick: bool, workdir: str) -> dict:
@@ -38,15 +38,20 @@ def main() -> int:
                         help="gateway event loop(s) to measure")
     parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
     parser.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="repeat each column and report the median of every figure")
     args = parser.parse_args()
     loops = ["asyncio", "uvloop"] if args.loop == "both" else [args.loop]
     _fast_client_loop()
     results = {}
-    for choice in loops:
-        with tempfile.TemporaryDirectory(prefix="kimi-bench-") as workdir:
-            print(f"== gateway on {choice} ==", flush=True)
-            results[choice] = asyncio.run(run_one(choice, args.quick, workdir))
-    table = render(results, quick=args.quick)
+    runs: dict[str, list[dict]] = {choice: [] for choice in loops}
+    for i in range(args.runs):
+        for choice in loops:    # interleaved, so a noisy minute hits both columns
+            with tempfile.TemporaryDirectory(prefix="kimi-bench-") as workdir:
+                print(f"== run {i + 1}/{args.runs}: gateway on {choice} ==", flush=True)
+                runs[choice].append(asyncio.run(run_one(choice, args.quick, workdir)))
+    results = {choice: median_merge(got) for choice, got in runs.items()}
+    table = render(results, quick=args.quick, runs=args.runs)
     print(table)
     if not args.no_write:
         write_benchmarks(table)

@@ -10,7 +10,7 @@ import pytest
 
 from bench.clients import connect_body, frame_text, split_frames, sse_events, sse_text
 from bench.procstat import cpu_seconds, memory_mb, percentile
-from bench.report import BEGIN, END, write_benchmarks
+from bench.report import BEGIN, END, median_merge, write_benchmarks
 
 
 def frame(obj, flags=0) -> bytes:
@@ -68,3 +68,9 @@ def test_write_benchmarks_replaces_only_the_marked_block(tmp_path):
     text = path.read_text()
     assert "old table" not in text and "new table" in text
     assert text.startswith("# B\n\nnotes before") and text.endswith("notes after\n")
+
+
+def test_median_merge_takes_the_median_of_numbers_only():
+    runs = [{"a": {"p50": 1.0, "paths": ["Chat"]}, "n": 3}, {"a": {"p50": 5.0, "paths": ["x"]}, "n": 1},
+            {"a": {"p50": 2.0, "paths": ["y"]}, "n": 2}]
+    assert median_merge(runs) == {"a": {"p50": 2.0, "paths": ["Chat"]}, "n": 2}
