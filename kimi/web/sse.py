@@ -1,5 +1,9 @@
-"""Server-sent events to the client: one write per event, no buffering anywhere.
+"""Server-sent events to the client, never held back longer than one event-loop turn.
 
+The first content goes out at once, together with the headers and the role chunk, in one
+send. Later events are gathered and written together once the task yields (one upstream read
+usually carries many frames): the profile showed one socket send per chunk as the largest
+single cost of a stream (about 30% of gateway CPU), and a client cannot see the difference.
 The response is prepared lazily, at the first content event, so that an error before any
 content still gets its real HTTP status (and the chat service may fail over meanwhile).
 While the upstream is silent (thinking, searching) a comment line keeps proxies and clients
@@ -24,16 +28,29 @@ SSE_HEADERS = {
     "Connection": "keep-alive",
 }
 KEEPALIVE = b": keep-alive\n\n"
+FLUSH_BYTES = 64 * 1024     # write at once past this much pending (and feel backpressure)
+
+
+class _HeadersWithFirstWrite(web.StreamResponse):
+    # aiohttp: a StreamResponse sends its headers on prepare() by itself; Response (this flag
+    # False) holds them for the first body write. The first write follows prepare() at once
+    # here, so one send carries both (the profile showed the separate send before the first
+    # token). Should aiohttp rename the flag, headers simply go out separately again.
+    _send_headers_immediately = False
 
 
 class SSEStream:
     def __init__(self, request: web.Request, *, keepalive: float, headers: dict | None = None):
         self.request = request
-        self.resp = web.StreamResponse(headers={**SSE_HEADERS, **(headers or {})})
+        self.resp = _HeadersWithFirstWrite(headers={**SSE_HEADERS, **(headers or {})})
         self.keepalive = keepalive
         self.accepted = False
         self.last_write = time.monotonic()
         self._starting: asyncio.Lock | None = asyncio.Lock()
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._flusher: asyncio.Task | None = None
+        self._error: BaseException | None = None   # a deferred write failed (client gone)
 
     async def _start(self) -> None:
         lock = self._starting
@@ -45,10 +62,37 @@ class SSEStream:
                 self._starting = None
 
     async def write(self, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error
         if self._starting is not None:
             await self._start()
-        await self.resp.write(data)
+            await self.resp.write(data)
+        else:
+            self._pending.append(data)
+            self._pending_size += len(data)
+            if self._pending_size >= FLUSH_BYTES:
+                await self.flush()
+            elif self._flusher is None:
+                self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
         self.last_write = time.monotonic()
+
+    async def flush(self) -> None:
+        """Write what is pending, in one send. aiohttp writes to the transport before any
+        await, so bytes leave in the order they were queued whoever flushes."""
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            self._pending_size = 0
+            await self.resp.write(data)
+
+    async def _flush_soon(self) -> None:
+        # Runs once the writing task has yielded, i.e. after the rest of the upstream read.
+        try:
+            await self.flush()
+        except Exception as e:
+            self._error = e
+        finally:
+            self._flusher = None
 
     async def _keep_alive(self) -> None:
         while True:
@@ -79,14 +123,14 @@ class SSEStream:
                         if data is None:
                             continue
                         if head:
-                            await self.write(head)
-                            head = b""
+                            data, head = head + data, b""   # one send with the headers
                         await self.write(data)
                 except GatewayError as e:
                     if self._starting is not None and not self.resp.prepared:
                         raise
                     await self.write(on_error(e))
             await self.write(tail())
+            await self.flush()
             complete = True
             await self.resp.write_eof()
         except ConnectionResetError:
@@ -101,6 +145,8 @@ class SSEStream:
             asyncio.current_task().uncancel()
         finally:
             ticker.cancel()
+            if self._flusher is not None:
+                self._flusher.cancel()
         return self.resp
 
     @property

@@ -1,0 +1,1 @@
+"""The gateway benchmark: `python bench/run.py` (see README, "Benchmark")."""

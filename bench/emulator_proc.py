@@ -1,0 +1,85 @@
+"""The emulator in its own process, plus a loopback-only control port for the benchmark.
+
+`python bench/emulator_proc.py --port P --control-port C`. The control app shares the
+emulator's state object: `POST /knobs` sets `call_delay` / `chunk_delay`, `GET /calls` lists
+the calls received (path and monotonic time; CLOCK_MONOTONIC is system-wide, so the bench
+process can compare them with its own clock), `POST /reset` forgets calls and chats so that a
+long run does not grow the emulator. The emulator app itself is untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import orjson  # noqa: E402
+from aiohttp import web  # noqa: E402
+
+from kimi.emulator import EmulatorState, create_app  # noqa: E402
+
+KNOBS = ("call_delay", "chunk_delay")
+
+
+def control_app(state: EmulatorState) -> web.Application:
+    async def knobs(request: web.Request) -> web.Response:
+        body = orjson.loads(await request.read())
+        for key, value in body.items():
+            if key not in KNOBS:
+                return web.json_response({"error": f"unknown knob {key}"}, status=400)
+            setattr(state, key, float(value))
+        return web.json_response({k: getattr(state, k) for k in KNOBS})
+
+    async def calls(request: web.Request) -> web.Response:
+        return web.Response(body=orjson.dumps([[c.path, c.time] for c in state.calls]),
+                            content_type="application/json")
+
+    async def reset(request: web.Request) -> web.Response:
+        state.calls.clear()
+        state.chat_requests.clear()
+        state.deleted.clear()
+        # Only finished chats: an open stream still refers to its record.
+        for chat_id in [c for c in state.chats if c not in state.streams]:
+            del state.chats[chat_id]
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_post("/knobs", knobs)
+    app.router.add_get("/calls", calls)
+    app.router.add_post("/reset", reset)
+    return app
+
+
+async def serve(port: int, control_port: int) -> None:
+    state = EmulatorState()
+    runners = []
+    for app, p in ((create_app(state), port), (control_app(state), control_port)):
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", p, backlog=4096).start()
+        runners.append(runner)
+    print(f"emulator on {port}, control on {control_port}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--control-port", type=int, required=True)
+    parser.add_argument("--uvloop", action="store_true")
+    args = parser.parse_args()
+    if args.uvloop:
+        import uvloop
+        uvloop.install()
+    asyncio.run(serve(args.port, args.control_port))
+
+
+if __name__ == "__main__":
+    main()

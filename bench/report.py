@@ -1,0 +1,106 @@
+"""The results table, and writing it into BENCHMARKS.md between the bench markers."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+def _ms(x: float) -> str:
+    return f"{x:.2f} ms"
+
+
+def _pair(r: dict, key: str) -> str:
+    return f"{_ms(r[f'{key}_p50'])} / {_ms(r[f'{key}_p99'])}"
+
+
+def rows(r: dict) -> list[tuple[str, str, str]]:
+    """(figure, target, value) for one loop's results."""
+    out = []
+    for conc in sorted(int(k.split("_")[1]) for k in r if k.startswith("ttfc_")):
+        t = r[f"ttfc_{conc}"]
+        target = {1: "p50 <= 1 ms"}.get(conc, "p99 <= 5 ms" if conc >= 200 else "")
+        out.append((f"added time to first content chunk, burst of {conc} simultaneous "
+                    "stream(s), p50 / p99",
+                    target, _pair(t, "added")))
+        out.append((f"  (direct / through the gateway, p50, {t['samples']} samples)", "",
+                    f"{_ms(t['direct_p50'])} / {_ms(t['gateway_p50'])}"))
+        out.append(("  floor: added by a do-nothing aiohttp proxy, p50 / p99", "",
+                    _pair(t, "null_added")))
+    for conc in sorted(int(k.split("_")[1]) for k in r if k.startswith("steady_")):
+        t = r[f"steady_{conc}"]
+        out.append((f"same, {conc} streams always in flight, upstream piece every 10 ms, p50 / p99",
+                    "p99 <= 5 ms" if conc >= 200 else "", _pair(t, "added")))
+        out.append((f"  (direct / through the gateway, p50, {t['samples']} samples)", "",
+                    f"{_ms(t['direct_p50'])} / {_ms(t['gateway_p50'])}"))
+    sc, u, m, rt, pc = r["stream_cpu"], r["unary"], r["memory"], r["roundtrips"], r["paced"]
+    out += [
+        ("streamed chunks per gateway CPU-second (50 streams, saturation)", ">= 20,000",
+         f"{sc['per_cpu_s']:,.0f} ({sc['us_per_chunk']:.1f} us/chunk; "
+         f"{sc['per_wall_s']:,.0f}/s wall)"),
+        (f"resident memory idle, {m['accounts']} accounts configured", "", f"{m['idle']:.1f} MB"),
+        (f"resident memory with {m['streams']} open slow streams (peak RSS / VmHWM)",
+         "<= 120 MB", f"{m['open_rss']:.1f} MB / {m['hwm']:.1f} MB"),
+        ("sequential upstream calls before the first token (warm, stateless)", "exactly 1",
+         f"{rt['max_calls']} ({', '.join(rt['paths'])})"),
+        ("  added time to first chunk with 30 ms per upstream call, p50", "~0 (1 call)",
+         f"{_ms(rt['added_p50'])} (gateway {_ms(rt['gateway_p50'])})"),
+        ("time to first chunk, upstream piece every 10 ms (direct / gateway), p50", "",
+         f"{_ms(pc['direct_p50'])} / {_ms(pc['gateway_p50'])}"),
+        ("non-streaming requests per second, 50 clients", "",
+         f"{u['per_s']:,.0f} ({u['cpu_ms_per_request']:.2f} ms gateway CPU each)"),
+    ]
+    return out
+
+
+def median_merge(runs: list[dict]) -> dict:
+    """One result dict from several runs: the median of every number, the first of the rest."""
+    out = {}
+    for key, first in runs[0].items():
+        values = [r[key] for r in runs]
+        if isinstance(first, dict):
+            out[key] = median_merge(values)
+        elif isinstance(first, (int, float)) and not isinstance(first, bool):
+            out[key] = statistics.median(values)
+        else:
+            out[key] = first
+    return out
+
+
+def render(results: dict, quick: bool = False, runs: int = 1) -> str:
+    loops = list(results)
+    per = {loop: rows(results[loop]) for loop in loops}
+    first = per[loops[0]]
+    head = "| figure | target | " + " | ".join(f"gateway on {l}" for l in loops) + " |"
+    lines = [head, "|" + "---|" * (2 + len(loops))]
+    for i, (figure, target, _) in enumerate(first):
+        values = " | ".join(per[l][i][2] for l in loops)
+        lines.append(f"| {figure} | {target} | {values} |")
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    flags = (" --quick" if quick else "") + (f" --runs {runs}" if runs > 1 else "")
+    note = (f"Measured {stamp} by `python bench/run.py{flags}` on {os.cpu_count()} CPU(s), "
+            f"Python {platform.python_version()}; emulator and bench client on uvloop in every "
+            "column" + (f"; each figure the median of {runs} runs." if runs > 1 else "."))
+    return note + "\n\n" + "\n".join(lines) + "\n"
+
+
+def write_benchmarks(table: str, path: str | None = None) -> str:
+    path = path or os.path.join(ROOT, "BENCHMARKS.md")
+    block = f"{BEGIN}\n{table}{END}"
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        text = f"# Benchmarks\n\n{BEGIN}\n{END}\n"
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    with open(path, "w") as f:
+        f.write(text)
+    return path
