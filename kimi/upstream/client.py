@@ -6,6 +6,7 @@ its end-stream frame leaves the connection warm for the next request).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -39,15 +40,9 @@ class KimiClient:
                                      connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300))
 
     def headers(self, token: str, content_type: str) -> dict[str, str]:
-        claims = jwt_claims(token) or {}
-        h = {"Authorization": f"Bearer {token}", "Content-Type": content_type,
-             "Connect-Protocol-Version": "1", "X-Msh-Platform": "web", "User-Agent": USER_AGENT,
-             "Origin": self.base_url, "Referer": self.base_url + "/"}
-        for header, claim in (("X-Msh-Device-Id", "device_id"), ("X-Msh-Session-Id", "ssid"),
-                              ("X-Traffic-Id", "sub")):
-            if claims.get(claim):
-                h[header] = str(claims[claim])
-        return h
+        """Request headers for a token. They are built once per token (its JWT read once),
+        as an account's token serves many requests; each caller gets its own copy."""
+        return dict(_headers(self.base_url, token, content_type))
 
     async def chat(self, session: aiohttp.ClientSession, headers: dict,
                    payload: dict) -> AsyncIterator[dict]:
@@ -56,7 +51,7 @@ class KimiClient:
             async with session.post(self.base_url + CHAT_PATH, data=encode_frame(payload),
                                     headers=headers) as resp:
                 if resp.status != 200:
-                    raise await _http_error(resp)
+                    raise await http_error(resp)
                 decoder = ConnectFrameDecoder()
                 loads = orjson.loads
                 async for data in resp.content.iter_any():
@@ -89,7 +84,7 @@ class KimiClient:
             async with session.post(url, data=orjson.dumps(body), timeout=self._unary_timeout,
                                     headers=self.headers(token, "application/json")) as resp:
                 if resp.status != 200:
-                    raise await _http_error(resp)
+                    raise await http_error(resp)
                 data = await resp.read()
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamTimeout(f"Kimi did not answer {path.rsplit('/', 1)[-1]} in time",
@@ -104,7 +99,8 @@ class KimiClient:
         return obj if isinstance(obj, dict) else {}
 
 
-async def _http_error(resp: aiohttp.ClientResponse):
+async def http_error(resp: aiohttp.ClientResponse):
+    """The gateway error for a non-200 answer from Kimi (Connect error JSON, if any)."""
     body = await resp.content.read(MAX_ERROR_BODY)
     try:
         err = orjson.loads(body)
@@ -118,3 +114,16 @@ async def _http_error(resp: aiohttp.ClientResponse):
     if resp.headers.get("Retry-After", "").strip().isdigit():
         retry_after = float(resp.headers["Retry-After"])
     return map_connect_error(err, http_status=resp.status, retry_after=retry_after)
+
+
+@functools.lru_cache(maxsize=2048)
+def _headers(base_url: str, token: str, content_type: str) -> dict[str, str]:
+    claims = jwt_claims(token) or {}
+    h = {"Authorization": f"Bearer {token}", "Content-Type": content_type,
+         "Connect-Protocol-Version": "1", "X-Msh-Platform": "web", "User-Agent": USER_AGENT,
+         "Origin": base_url, "Referer": base_url + "/"}
+    for header, claim in (("X-Msh-Device-Id", "device_id"), ("X-Msh-Session-Id", "ssid"),
+                          ("X-Traffic-Id", "sub")):
+        if claims.get(claim):
+            h[header] = str(claims[claim])
+    return h

@@ -12,8 +12,7 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.payload import BufferedReaderPayload, Payload
 
 from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from .client import KimiClient
-from .decode import map_connect_error
+from .client import KimiClient, http_error
 
 UPLOAD_PATH = "/apiv2-files/file/upload"
 PARSE_PATH = "/apiv2-files/kimi.gateway.file.v1.FileService/GetFileParseProgress"
@@ -74,7 +73,7 @@ class FileUploader:
             async with session.post(self.client.base_url + UPLOAD_PATH, data=form,
                                     headers=headers, timeout=self._timeout) as resp:
                 if resp.status != 200:
-                    raise await _http_error(resp)
+                    raise await http_error(resp)
                 answer = orjson.loads(await resp.read())
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamTimeout("Kimi did not accept the upload in time",
@@ -132,14 +131,3 @@ def safe_filename(name: str) -> str:
         stem, dot, ext = name.rpartition(".")
         name = (stem[:190] + dot + ext[:9]) if dot and len(ext) < 10 else name[:200]
     return name or "file"
-
-
-async def _http_error(resp: aiohttp.ClientResponse):
-    body = await resp.content.read(MAX_ERROR_BODY)
-    try:
-        err = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        err = {}
-    if not isinstance(err, dict) or not (err.get("code") or err.get("message")):
-        err = {"message": f"HTTP {resp.status}"}
-    return map_connect_error(err, http_status=resp.status)
