@@ -310,3 +310,20 @@ async def test_token_check_of_junk_leaves_nothing_behind(start_gateway, emu):
     with pytest.raises(openai.AuthenticationError) as e:
         await ask(gw, api_key="nonsense")
     assert "not a Kimi token" in e.value.message
+
+
+async def test_token_writes_are_synced_and_others_are_not(tmp_path):
+    """A rotated refresh token must be on disk before use (FULL); conversations need not be."""
+    from kimi.store.sqlite import Store
+    store = Store(str(tmp_path / "s.sqlite3"))
+    await store.open()
+    seen = []
+    store._db.set_trace_callback(seen.append)
+    try:
+        await store.save_tokens("acct-x", "rt", "at")
+        assert seen[0] == "PRAGMA synchronous=FULL" and seen[-1] == "PRAGMA synchronous=NORMAL"
+        assert any(s.startswith("INSERT INTO account_tokens") for s in seen)
+        assert (await store.fetchone("PRAGMA synchronous"))[0] == 1      # NORMAL again
+        assert await store.load_tokens("acct-x") == ("rt", "at")
+    finally:
+        await store.close()

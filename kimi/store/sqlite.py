@@ -1,6 +1,8 @@
 """The SQLite store. One connection, used from one worker thread, so the event loop never
-blocks on disk and writes never interleave. WAL mode; `synchronous=FULL` because a rotated
-refresh token that is lost kills its account."""
+blocks on disk and writes never interleave. WAL mode with `synchronous=NORMAL` (a commit
+survives a crash of the process; conversations are written on every turn), except that token
+writes are `synchronous=FULL`: a rotated refresh token that is lost kills its account, so it
+is on disk before the new access token is used."""
 
 from __future__ import annotations
 
@@ -54,7 +56,7 @@ class Store:
         if fresh:
             os.chmod(self.path, 0o600)     # it holds Kimi tokens
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)
         self._migrate()
@@ -95,8 +97,15 @@ class Store:
             "SELECT refresh_token, access_token FROM account_tokens WHERE alias = ?", (alias,))
 
     async def save_tokens(self, alias: str, refresh_token: str | None, access_token: str | None) -> None:
-        await self.execute(
-            "INSERT INTO account_tokens (alias, refresh_token, access_token, updated_at) "
-            "VALUES (?, ?, ?, ?) ON CONFLICT (alias) DO UPDATE SET refresh_token = excluded.refresh_token, "
-            "access_token = excluded.access_token, updated_at = excluded.updated_at",
-            (alias, refresh_token, access_token, time.time()))
+        def run():
+            self._db.execute("PRAGMA synchronous=FULL")
+            try:
+                self._db.execute(
+                    "INSERT INTO account_tokens (alias, refresh_token, access_token, updated_at) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (alias) DO UPDATE SET "
+                    "refresh_token = excluded.refresh_token, access_token = excluded.access_token, "
+                    "updated_at = excluded.updated_at",
+                    (alias, refresh_token, access_token, time.time()))
+            finally:
+                self._db.execute("PRAGMA synchronous=NORMAL")
+        await self._run(run)
