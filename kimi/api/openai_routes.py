@@ -12,7 +12,7 @@ from aiohttp import web
 from ..canonical.events import ChatResult, ReasoningDelta, TextDelta, collect
 from ..canonical.shaping import ShapeOptions, shape
 from ..errors import NotFound
-from ..web.auth import authenticate
+from ..web.auth import caller_of
 from ..web.body import read_json
 from ..web.keys import CATALOGUE, CONFIG, SERVICE, TOKEN_COUNTER
 from ..web.middleware import TRACE
@@ -35,9 +35,10 @@ async def chat_completions_stateful(request: web.Request) -> web.StreamResponse:
 
 async def _complete(request: web.Request, path_id: str | None) -> web.StreamResponse:
     config, service, trace = request.app[CONFIG], request.app[SERVICE], request[TRACE]
-    req = decode_chat_request(await read_json(request, claim_inline_parts), request.app[CATALOGUE].resolve)
+    caller = caller_of(request)     # before the body is read: no work for strangers
+    req = decode_chat_request(await read_json(request, claim_inline_parts),
+                              request.app[CATALOGUE].resolve)
     trace.model = req.model
-    caller = authenticate(request, config.server.api_keys, bool(service.pool.accounts))
     turn = await service.turn(req, api_key_id=caller.api_key_id,
                               client_tokens=list(caller.kimi_tokens), path_id=path_id, trace=trace)
     counter = request.app[TOKEN_COUNTER]
@@ -153,9 +154,8 @@ async def model(request: web.Request) -> web.Response:
 
 
 def _scope(request: web.Request) -> str:
-    config, service = request.app[CONFIG], request.app[SERVICE]
-    caller = authenticate(request, config.server.api_keys, bool(service.pool.accounts))
-    return service.scope_for(caller.api_key_id, list(caller.kimi_tokens))
+    caller = caller_of(request)
+    return request.app[SERVICE].scope_for(caller.api_key_id, list(caller.kimi_tokens))
 
 
 async def list_conversations(request: web.Request) -> web.Response:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ..errors import Unauthorized
+from .keys import CONFIG, SERVICE
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,12 @@ def bearer(request: web.Request) -> str | None:
     if scheme.lower() != "bearer":
         return request.headers.get("x-api-key") or None
     return value.strip() or None
+
+
+def caller_of(request: web.Request) -> Caller:
+    """The caller of a request, with the app's API keys and accounts."""
+    config, service = request.app[CONFIG], request.app[SERVICE]
+    return authenticate(request, config.server.api_keys, bool(service.pool.accounts))
 
 
 def authenticate(request: web.Request, api_keys: tuple[str, ...], has_server_tokens: bool) -> Caller:

@@ -88,7 +88,8 @@ class SSEStream:
     async def _flush_soon(self) -> None:
         # Runs once the writing task has yielded, i.e. after the rest of the upstream read.
         try:
-            await self.flush()
+            while self._pending:    # including what was queued while a send waited
+                await self.flush()
         except Exception as e:
             self._error = e
         finally:
