@@ -88,6 +88,7 @@ async def _services(app: web.Application):
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await service.drain()
+    await tokens.drain()
     await pool.close()
     await attachments.close()
     await store.close()

@@ -43,11 +43,16 @@ def digest(transcript: list) -> str:
 
 
 def prefix_digests(messages: list[Message]) -> list[str]:
-    """Digests of every prefix that ends with an assistant turn and leaves something new."""
+    """Digests of every prefix that ends with an assistant turn and leaves something new,
+    in one pass: the hash of the JSON array is extended row by row (same bytes as digest())."""
     out, rows = [], transcript_of(messages)
-    for k in range(1, len(rows)):
-        if rows[k - 1][0] == "assistant":
-            out.append(digest(rows[:k]))
+    h = hashlib.sha256(b"[")
+    for k, row in enumerate(rows[:-1]):
+        h.update((b"," if k else b"") + orjson.dumps(row))
+        if row[0] == "assistant":
+            done = h.copy()
+            done.update(b"]")
+            out.append(done.hexdigest())
     return out
 
 
@@ -66,6 +71,7 @@ class Plan:
     replaces: str | None = None         # automatic continuation: the row this turn supersedes
     auto: bool = False                  # stored only for automatic continuation
     via_path: bool = False              # the client named it in the URL
+    rotated: bool = False               # already moved to a fresh chat after an overflow
     lock: asyncio.Lock | None = field(default=None, repr=False)
 
     def rebuild(self) -> None:
@@ -88,7 +94,8 @@ class Conversations:
         lock = self._locks.get(key)
         if lock is None:
             if len(self._locks) > 4096:     # forget idle locks now and then
-                self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+                self._locks = {k: v for k, v in self._locks.items()
+                               if v.locked() or getattr(v, "_waiters", None)}
             lock = self._locks[key] = asyncio.Lock()
         return lock
 
@@ -132,15 +139,19 @@ class Conversations:
         conv = await self.repo.by_digest(scope, prefix_digests(req.messages))
         if conv is not None:
             lock = self.lock_for(scope, conv.id)
-            await lock.acquire()
-            # Another turn may have moved the conversation on while we waited.
-            fresh = await self.repo.get(scope, conv.id)
-            if fresh is not None and fresh.digest == conv.digest:
-                plan = self._continue(req, fresh, lock)
-                # Each answer gets its own id (clients key messages by it); the row moves on.
-                plan.conv_id, plan.replaces = "chatcmpl-" + uuid.uuid4().hex, fresh.id
-                plan.auto = fresh.auto
-                return plan
+            await lock.acquire()    # released by the chat service when the turn ends
+            try:
+                # Another turn may have moved the conversation on while we waited.
+                fresh = await self.repo.get(scope, conv.id)
+                if fresh is not None and fresh.digest == conv.digest:
+                    plan = self._continue(req, fresh, lock)
+                    # Each answer gets its own id (clients key messages by it); the row moves on.
+                    plan.conv_id, plan.replaces = "chatcmpl-" + uuid.uuid4().hex, fresh.id
+                    plan.auto = fresh.auto
+                    return plan
+            except BaseException:
+                lock.release()
+                raise
             lock.release()
         return self._new(req, "chatcmpl-" + uuid.uuid4().hex, self.auto_ttl, auto=True)
 

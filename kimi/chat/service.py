@@ -141,9 +141,11 @@ class ChatService:
     def _recover(self, turn: Turn, e: GatewayError, tried: set[str]) -> bool:
         """Before any content: can this turn go on another way? Adjusts the plan if so."""
         plan = turn.plan
-        if e.code == "context_length_exceeded" and self.overflow == "rotate" and plan.existing:
+        if (e.code == "context_length_exceeded" and self.overflow == "rotate" and plan.existing
+                and not plan.rotated):
             plan.existing.transcript = plan.existing.transcript[-6:]   # recent turns only
             plan.rebuild()
+            plan.rotated = True         # once: a turn too long by itself is an error
             tried.discard(turn.account.alias)
             turn.trace.note = "context-rotated"
             return True
@@ -166,14 +168,16 @@ class ChatService:
     async def _turn_with_refresh(self, account: Account, turn: Turn):
         """Kimi: an expired token shows as HTTP 401 or an `unauthenticated` end-stream frame,
         before any chat exists; one refresh and one retry are safe (nothing was posted)."""
+        sent = False
         try:
             async with aclosing(self._upstream(account, turn)) as events:
                 async for ev in events:
+                    sent = True
                     yield ev
             return
         except UpstreamAuthError:
-            if account.refresh_token is None:
-                raise
+            if account.refresh_token is None or sent:
+                raise       # after output, a retry would post the prompt and repeat text
         await self.tokens.refresh(account)
         async with aclosing(self._upstream(account, turn)) as events:
             async for ev in events:
@@ -284,16 +288,22 @@ class ChatService:
         await self._forget(conv)
 
     async def purge_expired(self) -> int:
-        expired = await self.conversations.repo.expired()
+        now = time.time()
+        expired = await self.conversations.repo.expired(now)
         for conv in expired:
-            await self._forget(conv)
+            await self._forget(conv, expired_at=now)
         return len(expired)
 
-    async def _forget(self, conv) -> None:
-        account = next((a for a in self.pool.all_accounts() if a.alias == conv.account), None)
-        if account is not None and conv.chat_id and account.state != DEAD:
-            await self.delete_chat(account, conv.chat_id)
-        await self.conversations.repo.delete(conv.scope, conv.id)
+    async def _forget(self, conv, expired_at: float | None = None) -> None:
+        # Under the conversation's lock: a turn in flight finishes (and stores) first.
+        async with self.conversations.lock_for(conv.scope, conv.id):
+            conv = await self.conversations.repo.get(conv.scope, conv.id)
+            if conv is None or (expired_at and conv.updated_at + conv.ttl_seconds >= expired_at):
+                return      # gone already, or a turn just used it
+            account = next((a for a in self.pool.all_accounts() if a.alias == conv.account), None)
+            if account is not None and conv.chat_id and account.state != DEAD:
+                await self.delete_chat(account, conv.chat_id)
+            await self.conversations.repo.delete(conv.scope, conv.id)
 
 
 def _not_found(cid: str) -> NotFound:

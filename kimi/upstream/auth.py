@@ -14,7 +14,7 @@ import aiohttp
 import orjson
 
 from ..errors import GatewayError, UpstreamUnavailable
-from .accounts import DEAD, Account
+from .accounts import DEAD, HEALTHY, Account
 from .client import SUBSCRIPTION_PATH
 from .decode import UpstreamAuthError
 from .tokens import is_expired, jwt_claims, token_kind
@@ -35,11 +35,23 @@ class TokenManager:
         self.margin = margin
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._inflight: dict[str, asyncio.Future] = {}
+        self._restoring: dict[str, asyncio.Future] = {}
 
     async def restore(self, account: Account) -> None:
-        """Pick up the tokens a previous run rotated to (the configured ones may be spent)."""
-        account.restored = True
+        """Pick up the tokens a previous run rotated to (the configured ones may be spent).
+        Single-flight: no caller may refresh with the configured token while it loads."""
+        if account.restored:
+            return
+        fut = self._restoring.get(account.alias)
+        if fut is None:
+            fut = asyncio.ensure_future(self._restore(account))
+            self._restoring[account.alias] = fut
+            fut.add_done_callback(lambda _: self._restoring.pop(account.alias, None))
+        await asyncio.shield(fut)
+
+    async def _restore(self, account: Account) -> None:
         row = await self.store.load_tokens(account.alias)
+        account.restored = True
         if row is None:
             return
         refresh, access = row
@@ -49,8 +61,7 @@ class TokenManager:
             account.access_token = access
 
     async def access_token(self, account: Account) -> str:
-        if not account.restored:
-            await self.restore(account)
+        await self.restore(account)
         token = account.access_token
         if token and not is_expired(token, self.margin):
             return token
@@ -65,6 +76,7 @@ class TokenManager:
     async def refresh_due(self, accounts: list[Account]) -> None:
         """Proactive refresh: every account whose access token is close to expiry."""
         for account in accounts:
+            await self.restore(account)
             if account.state == DEAD or account.refresh_token is None:
                 continue
             if account.access_token is None or is_expired(account.access_token, self.margin):
@@ -72,6 +84,12 @@ class TokenManager:
                     await self.refresh(account)
                 except GatewayError as e:
                     log.warning("proactive refresh failed for %s: %s", account.alias, e.code)
+
+    async def drain(self) -> None:
+        """Let refreshes in flight finish (and store their rotated token) before shutdown."""
+        pending = list(self._inflight.values()) + list(self._restoring.values())
+        if pending:
+            await asyncio.wait(pending, timeout=15)
 
     async def refresh(self, account: Account) -> str:
         """Single-flight: concurrent callers for one account share one refresh call."""
@@ -99,9 +117,16 @@ class TokenManager:
             raise UpstreamAuthError("Kimi refused the refresh token; log in again and replace it",
                                     code="refresh_refused")
         access, new_rt = pair
-        await self.store.save_tokens(account.alias, new_rt or rt, access)   # durable first
+        try:
+            await self.store.save_tokens(account.alias, new_rt or rt, access)   # durable first
+        except Exception as e:
+            # The old refresh token is spent either way: keep the new one in memory.
+            log.error("could not store the rotated refresh token of %s (%s); kept in memory "
+                      "only", account.alias, type(e).__name__)
         account.refresh_token = new_rt or rt
         account.access_token = access
+        if account.state == DEAD:
+            account.state, account.last_error = HEALTHY, None
         account.refreshes += 1
         log.info("refreshed access token for %s", account.alias)
         return access

@@ -1,0 +1,83 @@
+"""Regressions found in review: each failed before its fix."""
+
+import asyncio
+
+import openai
+import pytest
+from aiohttp.test_utils import TestServer
+from openai.types.chat import ChatCompletion
+
+from kimi.app import create_app
+from kimi.emulator import Fault, Reply, default_text
+from kimi.web.keys import SERVICE
+from tests.conftest import make_config
+from tests.test_conversations_e2e import sent, stateful, user
+
+HELLO = [{"role": "user", "content": "regression"}]
+TOO_LONG = dict(code="invalid_argument", reason="REASON_TOKEN_LENGTH_TOO_LONG")
+
+
+async def test_a_refused_automatic_continuation_releases_its_lock(gw, emu):
+    c = gw.client()
+    r1 = await c.chat.completions.create(model="kimi", messages=[user("one")])
+    a1 = {"role": "assistant", "content": r1.choices[0].message.content}
+    with pytest.raises(openai.BadRequestError):     # ends with an assistant turn: nothing new
+        await c.chat.completions.create(model="kimi", messages=[
+            user("one"), a1, user("two"), {"role": "assistant", "content": "pre"}])
+    r = await asyncio.wait_for(c.chat.completions.create(
+        model="kimi", messages=[user("one"), a1, user("two")]), 5)
+    assert r.choices[0].message.content == default_text(2, "two")
+
+
+async def test_rotation_after_an_overflow_happens_once(start_gateway, emu, token):
+    gw = await start_gateway(kimi={"tokens": (token,)}, store={"overflow": "rotate"})
+    c = gw.client()
+    await stateful(c, "long", [user("a long talk")])
+    n0 = len(emu.state.chat_requests)
+    for _ in range(5):
+        emu.state.replies.append(Reply(fault=Fault("error", after=0, **TOO_LONG)))
+    with pytest.raises(openai.BadRequestError) as e:
+        await stateful(c, "long", [user("more")])
+    assert e.value.code == "context_length_exceeded"
+    assert len(emu.state.chat_requests) - n0 == 2      # the turn, then one fresh chat
+
+
+async def test_unauthenticated_after_output_is_not_replayed(start_gateway, emu):
+    gw = await start_gateway(kimi={"tokens": (emu.state.issue_refresh_token("user-r"),)})
+    emu.state.replies.append(Reply(fault=Fault("error", after=2, code="unauthenticated", reason="")))
+    s = await gw.client().chat.completions.create(model="kimi", messages=HELLO, stream=True)
+    text = ""
+    with pytest.raises(openai.APIError):
+        async for x in s:
+            text += x.choices[0].delta.content or "" if x.choices else ""
+    assert len(emu.state.chat_requests) == 1, "the prompt was posted twice"
+    assert text.count("[turn 1]") == 1
+
+
+async def test_concurrent_first_requests_after_a_restart_keep_a_pass_through_account(emu, tmp_path):
+    rt0 = emu.state.issue_refresh_token("user-p")
+    for n in (1, 2):
+        cfg = make_config(emu, tmp_path, pool={"max_streams_per_account": 2})
+        server = TestServer(create_app(cfg))
+        await server.start_server()
+        client = openai.AsyncOpenAI(base_url=str(server.make_url("/v1")), api_key=rt0, max_retries=0)
+        try:
+            results = await asyncio.gather(*(client.chat.completions.create(
+                model="kimi", messages=HELLO) for _ in range(n)))
+            assert all(r.choices[0].message.content for r in results)
+            assert [a.state for a in server.app[SERVICE].pool.all_accounts()] == ["healthy"]
+        finally:
+            await server.close()
+
+
+async def test_delete_during_a_turn_stays_deleted(gw, emu):
+    c = gw.client()
+    await stateful(c, "d1", [user("x")])
+    emu.state.replies.append(Reply(text="slow answer here", pause=0.3))
+    turn = asyncio.ensure_future(stateful(c, "d1", [user("y")]))
+    await asyncio.sleep(0.1)
+    await c.delete("/conversations/d1", cast_to=object)
+    await turn
+    assert await gw.service.conversations.repo.store.fetchall("SELECT id FROM conversations") == []
+    r = await stateful(c, "d1", [user("z")])          # a new conversation under the same name
+    assert sent(emu)[1] is None and r.choices[0].message.content == default_text(1, "z")
