@@ -143,7 +143,25 @@ def _build(section: str, cls, values: dict):
         if key not in types:
             raise ConfigError(f"unknown config key [{section}] {key} (known: {', '.join(types)})")
         kwargs[key] = _check(f"[{section}] {key}", types[key], value)
+        _check_value(f"[{section}] {key}", key, kwargs[key])
     return cls(**kwargs)
+
+
+CHOICES = {"overflow": ("error", "rotate"), "log_level": ("debug", "info", "warning", "error")}
+MAY_BE_ZERO = {"auto_continue_minutes", "refresh_margin_seconds", "dedupe_ttl_hours"}
+
+
+def _check_value(name: str, key: str, value) -> None:
+    """Values a type check lets through but that make no sense (a 0 s keep-alive would
+    flood the client, a mistyped mode would silently be the default)."""
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ConfigError(f"{name} must be one of {', '.join(CHOICES[key])}, got {value!r}")
+    if key == "port" and not 1 <= value <= 65535:
+        raise ConfigError(f"{name} must be between 1 and 65535, got {value}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value < 0 or (value == 0 and key not in MAY_BE_ZERO):
+            raise ConfigError(f"{name} must be {'0 or more' if key in MAY_BE_ZERO else 'more than 0'}, "
+                              f"got {value}")
 
 
 def _check(name: str, kind: type, value):

@@ -44,6 +44,11 @@ def test_values_and_env_overrides(tmp_path):
     ("[kimi]\ntokens = \"abc\"\n", "[kimi] tokens must be a list of strings"),
     ("[kimi]\ndelete_chats = 1\n", "[kimi] delete_chats must be bool"),
     ("[server\n", "not valid TOML"),
+    ("[server]\nport = 99999\n", "[server] port must be between 1 and 65535"),
+    ("[server]\nkeepalive_seconds = 0\n", "[server] keepalive_seconds must be more than 0"),
+    ("[pool]\nqueue_timeout_seconds = -5\n", "[pool] queue_timeout_seconds must be more than 0"),
+    ("[store]\noverflow = \"rotat\"\n", "[store] overflow must be one of error, rotate"),
+    ("[server]\nlog_level = \"loud\"\n", "[server] log_level must be one of"),
 ])
 def test_mistakes_name_the_key(tmp_path, text, words):
     with pytest.raises(ConfigError) as e:

@@ -81,3 +81,31 @@ async def test_delete_during_a_turn_stays_deleted(gw, emu):
     assert await gw.service.conversations.repo.store.fetchall("SELECT id FROM conversations") == []
     r = await stateful(c, "d1", [user("z")])          # a new conversation under the same name
     assert sent(emu)[1] is None and r.choices[0].message.content == default_text(1, "z")
+
+
+async def test_conversation_header_survives_a_keepalive_before_content(start_gateway, emu, token):
+    emu.state.heartbeat_interval = 0.05
+    gw = await start_gateway(kimi={"tokens": (token,)}, server={"keepalive_seconds": 0.1})
+    emu.state.replies.append(Reply(text="late", pause=0.5))
+    body = {"model": "kimi", "stream": True, "messages": [user("think first")]}
+    import aiohttp
+    async with aiohttp.ClientSession() as s:
+        async with s.post(gw.url + "/v1/chat/completions/conv-k", json=body) as resp:
+            assert resp.headers["X-Conversation-Id"] == "conv-k"
+            raw = (await resp.read()).decode()
+    assert raw.startswith(": keep-alive") and raw.endswith("data: [DONE]\n\n")
+
+
+async def test_an_internal_error_mid_stream_is_in_band(gw, emu, monkeypatch):
+    async def broken_save(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+    monkeypatch.setattr(gw.service.conversations, "save", broken_save)
+    import aiohttp
+    body = {"model": "kimi", "stream": True, "messages": [user("x")]}
+    async with aiohttp.ClientSession() as s:
+        async with s.post(gw.url + "/v1/chat/completions/conv-e", json=body) as resp:
+            assert resp.status == 200
+            raw = (await resp.read()).decode()
+    events = [e for e in raw.split("\n\n") if e]
+    assert events[-1] == "data: [DONE]"
+    assert '"code":"internal_error"' in events[-2] and "disk on fire" not in raw

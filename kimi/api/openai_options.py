@@ -4,8 +4,9 @@
   `thinking` field (true/false or {"type": "enabled" | "disabled"}); off wins a conflict.
 - `stop` (a string or up to 16 strings) and `max_tokens` / `max_completion_tokens` are
   enforced by the gateway (canonical.shaping).
-- `temperature`, `top_p`, `presence_penalty`, `frequency_penalty`, `seed`, `n` (1 only),
-  `user`, `logit_bias`: accepted (type-checked) and ignored; the web chat has no such settings.
+- `temperature`, `top_p`, `presence_penalty`, `frequency_penalty`: accepted (must be numbers)
+  and ignored, the web chat has no such settings; `n` must be 1; other OpenAI fields (`seed`,
+  `user`, `logit_bias`, `tools`, ...) are ignored.
 """
 
 from __future__ import annotations

@@ -84,14 +84,15 @@ async def _complete_stream(request, req, turn, events, counter) -> web.StreamRes
     texts: list[str] = []           # the content as the client received it
     reasoning: list[str] | None = [] if req.include_usage else None
     sse = SSEStream(request, keepalive=config.server.keepalive_seconds,
-                    headers={"X-Request-Id": trace.request_id})
+                    headers={"X-Request-Id": trace.request_id, **_conversation_headers(turn)})
 
     def encode(ev):
         if type(ev) is UsageReady:
             return enc.usage(ev.usage)
         if trace.first_token is None:
             trace.first_token = time.monotonic()
-            sse.resp.headers.update(_conversation_headers(turn))
+            if turn.plan.rebuilt:   # decided during failover, before anything was sent
+                sse.resp.headers.update(_conversation_headers(turn))
         t = type(ev)
         if t is TextDelta:
             texts.append(ev.text)

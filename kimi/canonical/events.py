@@ -64,7 +64,6 @@ class ChatResult:
     message_id: str | None = None
     finish_message: str | None = None
     citations: list = field(default_factory=list)
-    parts: list = field(default_factory=list, repr=False)
 
 
 async def collect(events) -> ChatResult:

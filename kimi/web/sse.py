@@ -13,6 +13,7 @@ from timing out; once that has gone out, a later error is sent in band.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from contextlib import aclosing
 
@@ -20,6 +21,8 @@ from aiohttp import web
 
 from ..canonical.events import Started
 from ..errors import GatewayError
+
+log = logging.getLogger("kimi.sse")
 
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -126,9 +129,13 @@ class SSEStream:
                         if head:
                             data, head = head + data, b""   # one send with the headers
                         await self.write(data)
-                except GatewayError as e:
+                except Exception as e:
                     if self._starting is not None and not self.resp.prepared:
-                        raise
+                        raise       # nothing sent yet: the middleware answers with a status
+                    if not isinstance(e, GatewayError):
+                        log.exception("internal error in a stream")
+                        e = GatewayError("internal error; see the gateway log",
+                                         code="internal_error")
                     await self.write(on_error(e))
             await self.write(tail())
             await self.flush()
@@ -149,7 +156,3 @@ class SSEStream:
             if self._flusher is not None:
                 self._flusher.cancel()
         return self.resp
-
-    @property
-    def started(self) -> bool:
-        return self.resp.prepared
