@@ -164,7 +164,13 @@ async def test_max_tokens_cuts_with_length_and_cancels_upstream(gw, emu):
     assert r.choices[0].message.content == "word " * 9 + "word"
     assert r.usage.completion_tokens == 10
     await gw.service.drain()
-    assert emu.state.cancelled and emu.state.deleted == [emu.state.last_reply.chat_id]
+    assert emu.state.cancelled and emu.state.cancelled[0]["chat_id"] == emu.state.last_reply.chat_id
+    # the cut answer is what the client holds: resending it continues the same chat
+    assert emu.state.deleted == []
+    history = HELLO + [{"role": "assistant", "content": r.choices[0].message.content},
+                       {"role": "user", "content": "go on"}]
+    await gw.client().chat.completions.create(model="kimi", messages=history)
+    assert emu.state.chat_requests[-1].get("chat_id") == emu.state.cancelled[0]["chat_id"]
 
 
 async def test_max_completion_tokens_counts_reasoning_too(gw, emu):

@@ -109,3 +109,34 @@ async def test_an_internal_error_mid_stream_is_in_band(gw, emu, monkeypatch):
     events = [e for e in raw.split("\n\n") if e]
     assert events[-1] == "data: [DONE]"
     assert '"code":"internal_error"' in events[-2] and "disk on fire" not in raw
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_stateful_turn_cut_by_stop_is_kept(gw, emu, stream):
+    c = gw.client()
+    await stateful(c, "m1", [user("x")], stream, stop=["emulator"])
+    first_chat = emu.state.last_reply.chat_id
+    await stateful(c, "m1", [user("y")], stream)
+    assert sent(emu)[:2] == ("y", first_chat)
+    conv = await c.get("/conversations/m1", cast_to=object)
+    assert conv["messages"][1]["content"] == "[turn 1] Hello from the"
+
+
+async def test_a_rotated_conversation_deletes_its_old_chat(start_gateway, emu, token):
+    gw = await start_gateway(kimi={"tokens": (token,)}, store={"overflow": "rotate"})
+    c = gw.client()
+    await stateful(c, "long", [user("a long talk")])
+    old = emu.state.last_reply.chat_id
+    emu.state.replies.append(Reply(fault=Fault("error", after=0, **TOO_LONG)))
+    await stateful(c, "long", [user("more")])
+    await gw.service.drain()
+    assert old in emu.state.deleted
+    [(chat,)] = await gw.service.conversations.repo.store.fetchall("SELECT chat_id FROM conversations")
+    assert chat != old and chat not in emu.state.deleted
+
+
+async def test_with_continuation_off_a_cut_answer_is_deleted(start_gateway, emu, token):
+    gw = await start_gateway(kimi={"tokens": (token,)}, store={"auto_continue_minutes": 0})
+    await gw.client().chat.completions.create(model="kimi", messages=HELLO, max_tokens=3)
+    await gw.service.drain()
+    assert emu.state.deleted == [emu.state.last_reply.chat_id]

@@ -72,12 +72,15 @@ class Plan:
     auto: bool = False                  # stored only for automatic continuation
     via_path: bool = False              # the client named it in the URL
     rotated: bool = False               # already moved to a fresh chat after an overflow
+    abandoned: tuple[str, str] | None = None   # (account, chat id) left behind by a rebuild
     lock: asyncio.Lock | None = field(default=None, repr=False)
 
     def rebuild(self) -> None:
         """Start a fresh upstream chat from the stored transcript (owner account unusable)."""
         old = [Message(role=r, text=t) for r, t in self.existing.transcript]
         self.prompt = fold_messages(old + self.new_messages)
+        if self.chat_id and self.owner and self.abandoned is None:
+            self.abandoned = (self.owner, self.chat_id)
         self.chat_id = self.parent_id = self.owner = None
         self.rebuilt = True
 

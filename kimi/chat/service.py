@@ -39,6 +39,7 @@ class Turn:
         self.chat_id: str | None = None
         self.message_id: str | None = None
         self.finished = False
+        self.closed_early = False       # cut on purpose (stop, max_tokens) or client gone
         self.committed = False
 
     @property
@@ -51,20 +52,22 @@ class Turn:
     async def commit(self, answer: str) -> None:
         """Store the turn in its conversation (a no-op for a stateless turn)."""
         plan = self.plan
-        if plan.conv_id is None or not self.finished or self.chat_id is None:
+        if plan.conv_id is None or not (self.finished or self.closed_early) or self.chat_id is None:
             return
         await self.service.conversations.save(plan, self.scope, self.req.model,
                                               self.account.alias, self.chat_id,
                                               self.message_id, answer)
         self.committed = True
+        if plan.abandoned:      # the chat this conversation lived in before a rebuild
+            self.service._spawn(self.service.delete_abandoned(*plan.abandoned))
 
     async def __aenter__(self) -> Turn:
         return self
 
     async def __aexit__(self, exc_type, exc, tb) -> None:
         plan = self.plan
-        if plan.conv_id and self.finished and self.chat_id and not self.committed \
-                and plan.chat_id is None:
+        if plan.conv_id and (self.finished or self.closed_early) and self.chat_id \
+                and not self.committed and plan.chat_id is None and self.service.delete_chats:
             # A new chat whose answer never reached the client: do not leave it behind.
             self.service._spawn(self.service._cleanup(self.account, self.chat_id, None))
         if plan.lock is not None:
@@ -195,7 +198,7 @@ class ChatService:
         payload = build_chat_payload(turn.req.spec, plan.prompt, chat_id=plan.chat_id,
                                      parent_id=plan.parent_id, file_ids=file_ids)
         decoder = StreamDecoder()
-        finished = False
+        finished = closed = False
         try:
             async for frame in self.client.chat(self.pool.session(account), headers, payload):
                 for ev in decoder.decode(frame):
@@ -203,9 +206,16 @@ class ChatService:
             finished = True
             turn.chat_id, turn.message_id, turn.finished = decoder.chat_id, decoder.message_id, True
             yield Finish(decoder.finish_reason, decoder.finish_message)
+        except GeneratorExit:
+            # The consumer stopped reading: a stop sequence or max_tokens cut the answer (the
+            # turn may still be committed with what was sent), or the client went away.
+            closed = not finished
+            turn.chat_id, turn.message_id = decoder.chat_id, decoder.message_id
+            turn.closed_early = closed
+            raise
         finally:
             new_chat = plan.chat_id is None
-            keep = plan.conv_id is not None and (finished or not new_chat)
+            keep = plan.conv_id is not None and (finished or closed or not new_chat)
             if decoder.chat_id and self.delete_chats and not keep:
                 self._spawn(self._cleanup(account, decoder.chat_id,
                                           None if finished else decoder.message_id))
@@ -239,6 +249,11 @@ class ChatService:
         if unfinished_message:
             await self._cancel(account, chat_id, unfinished_message)
         await self.delete_chat(account, chat_id)
+
+    async def delete_abandoned(self, alias: str, chat_id: str) -> None:
+        account = next((a for a in self.pool.all_accounts() if a.alias == alias), None)
+        if account is not None and account.state != DEAD and self.delete_chats:
+            await self.delete_chat(account, chat_id)
 
     async def delete_chat(self, account: Account, chat_id: str) -> None:
         try:
