@@ -132,3 +132,10 @@ def test_the_shipped_encoding_is_openais_o200k_base():
     assert counter.usage(["Hi"], "", "") == {
         "prompt_tokens": counter.count("Hi") + 6, "completion_tokens": 0, "total_tokens":
         counter.count("Hi") + 6, "completion_tokens_details": {"reasoning_tokens": 0}}
+
+
+def test_the_tokenizer_keeps_one_copy_of_its_table():
+    from kimi.usage import load_counter
+    counter = load_counter()
+    assert counter._enc._mergeable_ranks == {}      # the Rust core holds the table
+    assert counter.count("hello world") == 2

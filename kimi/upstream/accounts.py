@@ -75,6 +75,7 @@ class AccountPool:
         self._max_client_accounts = max_client_accounts
         self._turn = itertools.count()
         self._freed = asyncio.Condition()
+        self._closing: set[asyncio.Task] = set()
 
     @property
     def refresh_count(self) -> int:
@@ -110,7 +111,9 @@ class AccountPool:
         if idle:
             acct = self._client_accounts.pop(min(idle)[1])
             if acct.session is not None:
-                asyncio.get_running_loop().create_task(acct.session.close())
+                task = asyncio.get_running_loop().create_task(acct.session.close())
+                self._closing.add(task)         # keep it alive until the close is done
+                task.add_done_callback(self._closing.discard)
 
     def session(self, account: Account) -> aiohttp.ClientSession:
         if account.session is None or account.session.closed:

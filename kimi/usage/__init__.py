@@ -71,4 +71,8 @@ def load_counter() -> TokenCounter:
              for token, rank in (line.split() for line in data.splitlines() if line)}
     enc = tiktoken.Encoding("o200k_base", pat_str=O200K_PATTERN, mergeable_ranks=ranks,
                             special_tokens={"<|endoftext|>": 199999, "<|endofprompt|>": 200018})
+    # The Rust core keeps its own copy of the table; the Python one (about 30 MB) is only read
+    # by tiktoken for pickling and token_byte_values(), which the gateway never calls.
+    enc._mergeable_ranks = {}
+    del ranks
     return TokenCounter(enc)
