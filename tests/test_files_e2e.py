@@ -398,3 +398,18 @@ async def test_unicode_filenames_reach_kimi_as_they_are(gw, emu):
         model="kimi", messages=ask(openai_file_part(PDF, "季度 报告 \"final\".pdf")))
     (record,) = emu.state.files.values()
     assert record.name == "季度 报告 'final'.pdf"
+
+
+async def test_a_slow_download_does_not_hold_the_account(start_gateway, emu, files, token):
+    # one account, one stream at a time: a download still in progress must not block others
+    gw = await start_gateway(kimi={"tokens": (token,)},
+                             files={**LOCAL, "download_timeout_seconds": 1.5})
+    slow = asyncio.ensure_future(expect_error(gw, ask(file_url_part(files.url + "/slow")), 400,
+                                              "file_download_timeout", "messages[0].content[1]"))
+    await asyncio.sleep(0.2)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    r = await gw.client().chat.completions.create(model="kimi", messages=[
+        {"role": "user", "content": "meanwhile"}])
+    assert r.choices[0].message.content and loop.time() - t0 < 1.0
+    await slow

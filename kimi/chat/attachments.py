@@ -32,25 +32,31 @@ class AttachmentService:
         await self.fetcher.close()
         await self.store.close()
 
-    async def prepare(self, account, session, token: str, req: ChatRequest,
-                      messages: list | None = None) -> tuple[str, ...]:
-        """Kimi file ids for every attachment in `messages` (default: the whole history), in
-        order of first appearance. A continued chat passes only its new turns: the files of
-        earlier turns are already in the upstream chat."""
+    async def gather(self, req: ChatRequest, messages: list | None = None) -> list[Blob]:
+        """The content of every attachment in `messages` (default: the whole history), in
+        order of first appearance, checked and downloaded once per turn, before an account is
+        taken. A continued chat passes only its new turns: the files of earlier turns are
+        already in the upstream chat. The caller closes the blobs (`close`)."""
         items = [a for m in (req.messages if messages is None else messages) for a in m.attachments]
         if not items:
-            return ()
+            return []
         for a in items:
             if a.data is not None and len(a.data) > self.max_bytes:
                 raise PayloadTooLarge(f"{a.where}: the file is larger than "
                                       f"{self.max_bytes // (1024 * 1024)} MB", param=a.where,
                                       code="file_too_large")
-        blobs = await self._materialize(items)
-        try:
-            return await self._file_ids(upload_owner(account, token), session, token, blobs)
-        finally:
-            for b in blobs:
-                b.close()
+        return await self._materialize(items)
+
+    async def file_ids(self, account, session, token: str, blobs: list[Blob]) -> tuple[str, ...]:
+        """Kimi file ids for `blobs` on this account (uploaded unless it already has them)."""
+        if not blobs:
+            return ()
+        return await self._file_ids(upload_owner(account, token), session, token, blobs)
+
+    @staticmethod
+    def close_all(blobs: list[Blob]) -> None:
+        for b in blobs:
+            b.close()
 
     async def _materialize(self, items: list[Attachment]) -> list[Blob]:
         """Content of each distinct attachment (a URL repeated in the history is fetched once,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import mimetypes
+import os
 import posixpath
 import tempfile
 import urllib.parse
@@ -43,10 +44,14 @@ class Blob:
     file: IO[bytes] | None = None
 
     def content(self) -> bytes | IO[bytes]:
+        """The bytes, or a new handle on the (already unlinked) file: aiohttp closes the
+        handle it uploads, and a failover uploads the same blob again on another account."""
         if self.data is not None:
             return self.data
-        self.file.seek(0)
-        return self.file
+        self.file.flush()       # the new handle reads the file, not this one's buffer
+        handle = os.fdopen(os.dup(self.file.fileno()), "rb")
+        handle.seek(0)
+        return handle
 
     def close(self) -> None:
         if self.file is not None:

@@ -40,6 +40,7 @@ class Turn:
         self.message_id: str | None = None
         self.finished = False
         self.closed_early = False       # cut on purpose (stop, max_tokens) or client gone
+        self.blobs: list = []           # this turn's attachments, fetched once
         self.committed = False
 
     @property
@@ -117,6 +118,19 @@ class ChatService:
         """Canonical events for one turn. Fails over to another account on a retryable error
         as long as nothing has been yielded that a client could have seen."""
         plan, tried = turn.plan, set()
+        if self.attachments is not None:
+            # Downloads happen once per turn and hold no account's stream slot meanwhile.
+            turn.blobs = await self.attachments.gather(turn.req, plan.new_messages)
+        try:
+            async with aclosing(self._attempts(turn, tried)) as events:
+                async for ev in events:
+                    yield ev
+        finally:
+            if self.attachments is not None:
+                self.attachments.close_all(turn.blobs)
+
+    async def _attempts(self, turn: Turn, tried: set[str]) -> AsyncIterator:
+        plan = turn.plan
         while True:
             candidates = [a for a in turn.accounts if a.alias == plan.owner] or turn.accounts
             account = await self.pool.acquire(candidates, exclude=tried)
@@ -193,8 +207,8 @@ class ChatService:
         file_ids = ()
         if self.attachments is not None:
             # Files are per account: uploaded (or found already uploaded) on this one.
-            file_ids = await self.attachments.prepare(account, self.pool.session(account), token,
-                                                      turn.req, plan.new_messages)
+            file_ids = await self.attachments.file_ids(account, self.pool.session(account),
+                                                       token, turn.blobs)
         payload = build_chat_payload(turn.req.spec, plan.prompt, chat_id=plan.chat_id,
                                      parent_id=plan.parent_id, file_ids=file_ids)
         decoder = StreamDecoder()
