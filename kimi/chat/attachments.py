@@ -12,11 +12,11 @@ import asyncio
 import hashlib
 
 from ..canonical.request import Attachment, ChatRequest
-from ..errors import GatewayError, InvalidRequest, NotFound, PayloadTooLarge, UpstreamTimeout
+from ..errors import GatewayError, InvalidRequest, NotFound, UpstreamTimeout
 from ..store.uploads import UploadStore
 from ..upstream.files import SUCCESS, FileUploader, ParseTimedOut
 from ..upstream.tokens import jwt_claims
-from .fetch import Blob, RemoteFetcher, inline_blob
+from .fetch import Blob, RemoteFetcher, inline_blob, too_large
 
 
 class AttachmentService:
@@ -42,9 +42,7 @@ class AttachmentService:
             return []
         for a in items:
             if a.data is not None and len(a.data) > self.max_bytes:
-                raise PayloadTooLarge(f"{a.where}: the file is larger than "
-                                      f"{self.max_bytes // (1024 * 1024)} MB", param=a.where,
-                                      code="file_too_large")
+                raise too_large(a, self.max_bytes)
         return await self._materialize(items)
 
     async def file_ids(self, account, session, token: str, blobs: list[Blob]) -> tuple[str, ...]:

@@ -163,9 +163,7 @@ class RemoteFetcher:
         return size, sha.hexdigest(), head
 
     def _too_large(self, a: Attachment) -> PayloadTooLarge:
-        return PayloadTooLarge(f"{a.where}: the file is larger than "
-                               f"{self.max_bytes // (1024 * 1024)} MB", param=a.where,
-                               code="file_too_large")
+        return too_large(a, self.max_bytes)
 
 
 def _absorb(sink: IO[bytes], sha, data: bytearray) -> None:
@@ -207,3 +205,8 @@ def _remote_mime(resp: aiohttp.ClientResponse, filename: str | None, head: bytes
 def default_filename(kind: str, mime: str | None) -> str:
     ext = mimetypes.guess_extension(mime or "") or (".png" if kind == "image" else ".bin")
     return ("image" if kind == "image" else "file") + ext
+
+
+def too_large(a: Attachment, max_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"{a.where}: the file is larger than {max_bytes // (1024 * 1024)} MB",
+                           param=a.where, code="file_too_large")
