@@ -250,13 +250,17 @@ class ChatService:
             account.avoid(30, f"upstream failure ({e.code})")
         # A paywall (402) is about the requested mode, not the account: no cooldown, no retry.
 
-    async def _cancel(self, account: Account, chat_id: str, message_id: str) -> None:
+    async def _quiet_unary(self, account: Account, path: str, body: dict, what: str) -> None:
+        """A clean-up call: a failure is logged (no ids, no text), never raised."""
         try:
             token = await self.tokens.access_token(account)
-            await self.client.unary(self.pool.session(account), token, CANCEL_PATH,
-                                    {"chat_id": chat_id, "message_id": message_id})
+            await self.client.unary(self.pool.session(account), token, path, body)
         except GatewayError as e:
-            log.warning("could not cancel an answer on %s: %s", account.alias, e.code)
+            log.warning("could not %s on %s: %s", what, account.alias, e.code or type(e).__name__)
+
+    async def _cancel(self, account: Account, chat_id: str, message_id: str) -> None:
+        await self._quiet_unary(account, CANCEL_PATH, {"chat_id": chat_id, "message_id": message_id},
+                                "cancel an answer")
 
     async def _cleanup(self, account: Account, chat_id: str, unfinished_message: str | None):
         """Cancel an unfinished answer, then delete the chat: nothing is left in the account."""
@@ -265,17 +269,12 @@ class ChatService:
         await self.delete_chat(account, chat_id)
 
     async def delete_abandoned(self, alias: str, chat_id: str) -> None:
-        account = next((a for a in self.pool.all_accounts() if a.alias == alias), None)
+        account = self.pool.by_alias(alias)
         if account is not None and account.state != DEAD and self.delete_chats:
             await self.delete_chat(account, chat_id)
 
     async def delete_chat(self, account: Account, chat_id: str) -> None:
-        try:
-            token = await self.tokens.access_token(account)
-            await self.client.unary(self.pool.session(account), token, DELETE_PATH,
-                                    {"chat_id": chat_id})
-        except GatewayError as e:
-            log.warning("could not delete chat on %s: %s", account.alias, e.code or type(e).__name__)
+        await self._quiet_unary(account, DELETE_PATH, {"chat_id": chat_id}, "delete a chat")
 
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -329,7 +328,7 @@ class ChatService:
             conv = await self.conversations.repo.get(conv.scope, conv.id)
             if conv is None or (expired_at and conv.updated_at + conv.ttl_seconds >= expired_at):
                 return      # gone already, or a turn just used it
-            account = next((a for a in self.pool.all_accounts() if a.alias == conv.account), None)
+            account = self.pool.by_alias(conv.account)
             if account is not None and conv.chat_id and account.state != DEAD:
                 await self.delete_chat(account, conv.chat_id)
             await self.conversations.repo.delete(conv.scope, conv.id)

@@ -81,6 +81,9 @@ class AccountPool:
     def refresh_count(self) -> int:
         return sum(a.refreshes for a in self.all_accounts())
 
+    def by_alias(self, alias: str) -> Account | None:
+        return next((a for a in self.all_accounts() if a.alias == alias), None)
+
     def all_accounts(self) -> list[Account]:
         return self.accounts + list(self._client_accounts.values())
 

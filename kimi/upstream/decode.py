@@ -26,13 +26,12 @@ class UpstreamAuthError(Unauthorized):
 class StreamDecoder:
     """One per upstream stream; `decode(frame)` returns the events a frame carries."""
 
-    __slots__ = ("chat_id", "message_id", "done", "finish_reason", "finish_message", "_blocks",
+    __slots__ = ("chat_id", "message_id", "finish_reason", "finish_message", "_blocks",
                  "_refs")
 
     def __init__(self):
         self.chat_id: str | None = None
         self.message_id: str | None = None
-        self.done = False
         self.finish_reason = "stop"
         self.finish_message: str | None = None
         self._blocks: dict[str, list[str]] = {}   # block id -> pieces of text emitted so far
@@ -45,8 +44,7 @@ class StreamDecoder:
         if "error" in frame:
             raise map_connect_error(frame["error"])
         if "done" in frame:
-            self.done = True
-            return ()
+            return ()   # Kimi: an error may still follow; the end-stream frame ends the stream
         message = frame.get("message")
         if message is not None:
             return self._message(message)
