@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 
@@ -49,16 +50,26 @@ def main(argv: list[str] | None = None) -> int:
     banner = (f"kimi-gateway {__version__} listening on http://{host}:{port} "
               f"config={config.source} accounts={len(config.kimi.tokens)} "
               f"loop={type(loop).__module__.split('.')[0]}")
+    app = create_app(config)
+    app.on_startup.append(_freeze_startup_objects)
     try:
         # run_app calls `print` once the socket is bound, so the banner means "listening".
         # A burst of clients overflows the default listen backlog of 128 (SYN retries cost 1 s).
-        web.run_app(create_app(config), host=host, port=port, loop=loop, backlog=1024,
+        web.run_app(app, host=host, port=port, loop=loop, backlog=1024,
                     print=lambda _: print(banner, flush=True), handler_cancellation=True,
                     shutdown_timeout=config.server.shutdown_grace_seconds, access_log=None)
     except OSError as e:
         print(f"kimi-gateway: cannot listen on {host}:{port}: {e.strerror or e}", file=sys.stderr)
         return 1
     return 0
+
+
+async def _freeze_startup_objects(app: web.Application) -> None:
+    """Everything made while starting (modules, config, the token table, accounts) lives as
+    long as the process: moved out of the cyclic collector's reach, its full passes no longer
+    re-scan it, which stalled the event loop for tens of milliseconds under load."""
+    gc.collect()
+    gc.freeze()
 
 
 def new_event_loop(choice: str) -> asyncio.AbstractEventLoop | None:

@@ -30,11 +30,22 @@ def gateway_config(emu_url: str, port: int, tokens: list[str], store: str) -> st
             f'[store]\npath = "{store}"\n')
 
 
+def placement(kind: str) -> tuple[set[int], set[int]] | None:
+    """CPU sets (gateway, harness) for `pinned`: the gateway (and the floor proxy, which
+    stands in its place) on the last CPU, the emulator and the bench client on the others, so
+    that the load generator does not take the gateway's core; None for `shared`."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if kind == "shared" or len(cpus) < 2:
+        return None
+    return {cpus[-1]}, set(cpus[:-1])
+
+
 class Stack:
     """Emulator + gateway on loopback; `direct_tokens` are users the gateway does not use."""
 
-    def __init__(self, workdir: str, loop_choice: str, accounts: int):
+    def __init__(self, workdir: str, loop_choice: str, accounts: int, pin: str = "pinned"):
         self.workdir, self.loop_choice, self.accounts = workdir, loop_choice, accounts
+        self.cpus = placement(pin)
         os.makedirs(workdir, exist_ok=True)
         self.procs: list[asyncio.subprocess.Process] = []
         emu_port, ctl_port, gw_port, null_port = free_port(), free_port(), free_port(), free_port()
@@ -70,6 +81,11 @@ class Stack:
                                          "--port", str(null_port), "--upstream", self.emu_url,
                                          *(["--uvloop"] if use_uvloop else [])])
         await _wait_http(self.null_url + "/ping")
+        if self.cpus is not None:
+            gateway_cpus, harness_cpus = self.cpus
+            os.sched_setaffinity(0, harness_cpus)
+            for proc, name in zip(self.procs, ("emulator", "gateway", "null_proxy")):
+                os.sched_setaffinity(proc.pid, gateway_cpus if name != "emulator" else harness_cpus)
         return self
 
     async def _spawn(self, name: str, argv: list[str]) -> asyncio.subprocess.Process:
@@ -80,6 +96,8 @@ class Stack:
 
     async def __aexit__(self, *exc) -> None:
         await self.control.close()
+        if self.cpus is not None:
+            os.sched_setaffinity(0, set().union(*self.cpus))
         for proc in reversed(self.procs):
             if proc.returncode is None:
                 proc.send_signal(signal.SIGINT)

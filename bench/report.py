@@ -72,7 +72,7 @@ def median_merge(runs: list[dict]) -> dict:
     return out
 
 
-def render(results: dict, quick: bool = False, runs: int = 1) -> str:
+def render(results: dict, quick: bool = False, runs: int = 1, placement: str = "pinned") -> str:
     loops = list(results)
     per = {loop: rows(results[loop]) for loop in loops}
     first = per[loops[0]]
@@ -82,10 +82,14 @@ def render(results: dict, quick: bool = False, runs: int = 1) -> str:
         values = " | ".join(per[l][i][2] for l in loops)
         lines.append(f"| {figure} | {target} | {values} |")
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    flags = (" --quick" if quick else "") + (f" --runs {runs}" if runs > 1 else "")
+    flags = ((" --quick" if quick else "") + (f" --runs {runs}" if runs > 1 else "")
+             + (" --placement shared" if placement == "shared" else ""))
+    where = ("the gateway pinned to one CPU, emulator and bench client on the other(s)"
+             if placement == "pinned" and os.cpu_count() > 1 else
+             "the gateway, emulator and bench client sharing every CPU")
     note = (f"Measured {stamp} by `python bench/run.py{flags}` on {os.cpu_count()} CPU(s), "
-            f"Python {platform.python_version()}; emulator and bench client on uvloop in every "
-            "column" + (f"; each figure the median of {runs} runs." if runs > 1 else "."))
+            f"Python {platform.python_version()}; {where}; emulator and bench client on uvloop "
+            "in every column" + (f"; each figure the median of {runs} runs." if runs > 1 else "."))
     return note + "\n\n" + "\n".join(lines) + "\n"
 
 

@@ -20,13 +20,15 @@ from bench.procs import Stack  # noqa: E402
 from bench.report import median_merge, render, write_benchmarks  # noqa: E402
 
 
-async def run_one(loop_choice: str, quick: bool, workdir: str) -> dict:
+async def run_one(loop_choice: str, quick: bool, workdir: str, pin: str) -> dict:
     n = phases.sizes(quick)
-    async with Stack(os.path.join(workdir, "a"), loop_choice, accounts=n["accounts"]) as stack:
+    async with Stack(os.path.join(workdir, "a"), loop_choice, accounts=n["accounts"],
+                     pin=pin) as stack:
         out = await phases.run_all(stack, quick)
     # A fresh gateway with one account per open stream: its idle RSS is "many accounts
     # configured, none used yet".
-    async with Stack(os.path.join(workdir, "b"), loop_choice, accounts=n["open_streams"]) as stack:
+    async with Stack(os.path.join(workdir, "b"), loop_choice, accounts=n["open_streams"],
+                     pin=pin) as stack:
         out["memory"] = await phases.memory(stack, quick)
     print(f"  memory: {out['memory']}", flush=True)
     return out
@@ -38,6 +40,9 @@ def main() -> int:
                         help="gateway event loop(s) to measure")
     parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
     parser.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md")
+    parser.add_argument("--placement", choices=("pinned", "shared"), default="pinned",
+                        help="pinned: the gateway on a CPU of its own, emulator and client on "
+                             "the others (the default); shared: wherever the OS puts them")
     parser.add_argument("--runs", type=int, default=1,
                         help="repeat each column and report the median of every figure")
     args = parser.parse_args()
@@ -49,9 +54,10 @@ def main() -> int:
         for choice in loops:    # interleaved, so a noisy minute hits both columns
             with tempfile.TemporaryDirectory(prefix="kimi-bench-") as workdir:
                 print(f"== run {i + 1}/{args.runs}: gateway on {choice} ==", flush=True)
-                runs[choice].append(asyncio.run(run_one(choice, args.quick, workdir)))
+                runs[choice].append(asyncio.run(run_one(choice, args.quick, workdir,
+                                                        args.placement)))
     results = {choice: median_merge(got) for choice, got in runs.items()}
-    table = render(results, quick=args.quick, runs=args.runs)
+    table = render(results, quick=args.quick, runs=args.runs, placement=args.placement)
     print(table)
     if not args.no_write:
         write_benchmarks(table)

@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from bench.clients import connect_body, frame_text, split_frames, sse_events, sse_text
+from bench.procs import placement
 from bench.procstat import cpu_seconds, memory_mb, percentile
 from bench.report import BEGIN, END, median_merge, write_benchmarks
 
@@ -59,6 +60,17 @@ def test_proc_readings_of_this_process():
     assert cpu_seconds(os.getpid()) > 0
     mem = memory_mb(os.getpid())
     assert 0 < mem["VmRSS"] <= mem["VmHWM"]
+
+
+@pytest.mark.parametrize("cpus, kind, expected", [
+    ({0, 1}, "pinned", ({1}, {0})),
+    ({0, 1, 2, 3}, "pinned", ({3}, {0, 1, 2})),
+    ({5}, "pinned", None),             # one CPU: nothing to separate
+    ({0, 1}, "shared", None),
+])
+def test_placement_gives_the_gateway_a_cpu_of_its_own(monkeypatch, cpus, kind, expected):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: cpus)
+    assert placement(kind) == expected
 
 
 def test_write_benchmarks_replaces_only_the_marked_block(tmp_path):
