@@ -52,7 +52,15 @@ class Started:
         self.message_id = message_id
 
 
-Event = TextDelta | ReasoningDelta | Citation | Finish | Started
+class Flush:
+    """The upstream read that produced the events before it is used up: a writer may send
+    what it holds now (the next event may be a network round trip away)."""
+    __slots__ = ()
+
+
+FLUSH = Flush()
+
+Event = TextDelta | ReasoningDelta | Citation | Finish | Started | Flush
 
 
 @dataclass

@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
-from ..canonical.events import Finish, ReasoningDelta, TextDelta
+from ..canonical.events import FLUSH, Finish, ReasoningDelta, TextDelta
 from ..canonical.request import ChatRequest, Trace
 from ..errors import GatewayError, NotFound, RateLimited, UpstreamUnavailable
 from ..upstream.accounts import DEAD, Account, AccountPool
@@ -189,7 +189,7 @@ class ChatService:
         try:
             async with aclosing(self._upstream(account, turn)) as events:
                 async for ev in events:
-                    sent = True
+                    sent = sent or ev is not FLUSH
                     yield ev
             return
         except UpstreamAuthError:
@@ -214,9 +214,11 @@ class ChatService:
         decoder = StreamDecoder()
         finished = closed = False
         try:
-            async for frame in self.client.chat(self.pool.session(account), headers, payload):
-                for ev in decoder.decode(frame):
-                    yield ev
+            async for frames in self.client.chat(self.pool.session(account), headers, payload):
+                for frame in frames:
+                    for ev in decoder.decode(frame):
+                        yield ev
+                yield FLUSH
             finished = True
             turn.chat_id, turn.message_id, turn.finished = decoder.chat_id, decoder.message_id, True
             yield Finish(decoder.finish_reason, decoder.finish_message)

@@ -45,8 +45,9 @@ class KimiClient:
         return dict(_headers(self.base_url, token, content_type))
 
     async def chat(self, session: aiohttp.ClientSession, headers: dict,
-                   payload: dict) -> AsyncIterator[dict]:
-        """Yields each data frame's JSON; raises the mapped error of an error frame."""
+                   payload: dict) -> AsyncIterator[list[dict]]:
+        """Yields the data frames' JSON of each network read, as one list (a read usually
+        carries several frames); raises the mapped error of an error frame."""
         try:
             async with session.post(self.base_url + CHAT_PATH, data=encode_frame(payload),
                                     headers=headers) as resp:
@@ -55,14 +56,19 @@ class KimiClient:
                 decoder = ConnectFrameDecoder()
                 loads = orjson.loads
                 async for data in resp.content.iter_any():
+                    frames = []
                     for flags, body in decoder.feed(data):
                         obj = loads(body) if body else {}
                         if flags & FLAG_END_STREAM:
+                            if frames:
+                                yield frames
                             if isinstance(obj, dict) and obj.get("error"):
                                 raise map_connect_error(obj["error"])
                             return
                         if isinstance(obj, dict):
-                            yield obj
+                            frames.append(obj)
+                    if frames:
+                        yield frames
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamTimeout("Kimi went silent: no data within the idle timeout",
                                   code="upstream_idle_timeout", retryable=True) from None

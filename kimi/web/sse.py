@@ -1,9 +1,10 @@
 """Server-sent events to the client, never held back longer than one event-loop turn.
 
 The first content goes out at once, together with the headers and the role chunk, in one
-send. Later events are gathered and written together once the task yields (one upstream read
-usually carries many frames): the profile showed one socket send per chunk as the largest
-single cost of a stream (about 30% of gateway CPU), and a client cannot see the difference.
+send. Later events are gathered and written together at each FLUSH event, which the chat
+service sends when an upstream read is used up (one read usually carries many frames): the
+profile showed one socket send per chunk as the largest single cost of a stream (about 30% of
+gateway CPU), and a client cannot see the difference.
 The response is prepared lazily, at the first content event, so that an error before any
 content still gets its real HTTP status (and the chat service may fail over meanwhile).
 While the upstream is silent (thinking, searching) a comment line keeps proxies and clients
@@ -19,7 +20,7 @@ from contextlib import aclosing
 
 from aiohttp import web
 
-from ..canonical.events import Started
+from ..canonical.events import FLUSH, Started
 from ..errors import GatewayError
 
 log = logging.getLogger("kimi.sse")
@@ -52,8 +53,6 @@ class SSEStream:
         self._starting: asyncio.Lock | None = asyncio.Lock()
         self._pending: list[bytes] = []
         self._pending_size = 0
-        self._flusher: asyncio.Task | None = None
-        self._error: BaseException | None = None   # a deferred write failed (client gone)
 
     async def _start(self) -> None:
         lock = self._starting
@@ -65,8 +64,8 @@ class SSEStream:
                 self._starting = None
 
     async def write(self, data: bytes) -> None:
-        if self._error is not None:
-            raise self._error
+        """The first write goes out at once (with the headers); later ones are held until
+        `flush()`, which the stream calls at each FLUSH event, i.e. once per upstream read."""
         if self._starting is not None:
             await self._start()
             await self.resp.write(data)
@@ -75,8 +74,6 @@ class SSEStream:
             self._pending_size += len(data)
             if self._pending_size >= FLUSH_BYTES:
                 await self.flush()
-            elif self._flusher is None:
-                self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
         self.last_write = time.monotonic()
 
     async def flush(self) -> None:
@@ -88,16 +85,6 @@ class SSEStream:
             self._pending_size = 0
             await self.resp.write(data)
 
-    async def _flush_soon(self) -> None:
-        # Runs once the writing task has yielded, i.e. after the rest of the upstream read.
-        try:
-            while self._pending:    # including what was queued while a send waited
-                await self.flush()
-        except Exception as e:
-            self._error = e
-        finally:
-            self._flusher = None
-
     async def _keep_alive(self) -> None:
         while True:
             delay = self.last_write + self.keepalive - time.monotonic()
@@ -105,6 +92,10 @@ class SSEStream:
                 await asyncio.sleep(delay)
             elif self.accepted:
                 await self.write(KEEPALIVE)
+                try:
+                    await self.flush()
+                except ConnectionResetError:
+                    return      # the client is gone; the stream's own next write finds out
             else:
                 # Still waiting for an account or for Kimi to accept: a real status may yet
                 # be sent, so nothing goes out.
@@ -120,6 +111,9 @@ class SSEStream:
             async with aclosing(events):
                 try:
                     async for ev in events:
+                        if ev is FLUSH:
+                            await self.flush()
+                            continue
                         if type(ev) is Started:
                             self.accepted = True
                             continue
@@ -153,6 +147,4 @@ class SSEStream:
             asyncio.current_task().uncancel()
         finally:
             ticker.cancel()
-            if self._flusher is not None:
-                self._flusher.cancel()
         return self.resp
