@@ -114,7 +114,8 @@ async def test_kept_chat_is_deleted_when_its_time_is_up(gw, emu):
     assert emu.state.deleted == []
     assert await gw.service.purge_expired() == 0
     repo = gw.service.conversations.repo
-    await repo.store.execute("UPDATE conversations SET updated_at = updated_at - 3600")
+    await repo.store.execute("UPDATE conversations SET updated_at = updated_at - 3600, "
+                             "expires_at = expires_at - 3600")
     assert await gw.service.purge_expired() == 1
     assert emu.state.deleted == [emu.state.last_reply.chat_id]
 

@@ -204,7 +204,8 @@ async def test_ttl_purge_deletes_the_upstream_chat(gw, emu):
     await stateful(c, "old", [user("x")])
     chat = emu.state.last_reply.chat_id
     await gw.service.conversations.repo.store.execute(
-        "UPDATE conversations SET updated_at = updated_at - 8 * 86400 WHERE id = 'old'")
+        "UPDATE conversations SET updated_at = updated_at - 8 * 86400, "
+        "expires_at = expires_at - 8 * 86400 WHERE id = 'old'")
     assert await gw.service.purge_expired() == 1
     assert chat in emu.state.deleted
     with pytest.raises(openai.NotFoundError):
@@ -229,8 +230,9 @@ async def test_an_answer_id_continued_by_name_becomes_a_named_conversation(gw, e
     assert conv["id"] == r1.id and conv["expires_at"] - conv["updated_at"] == 7 * 86400
 
 
-async def test_a_store_from_before_the_auto_column_is_migrated(tmp_path):
+async def test_a_store_from_before_the_auto_and_expiry_columns_is_migrated(tmp_path):
     import sqlite3
+    from kimi.store.conversations import ConversationRepo
     from kimi.store.sqlite import Store
     path = tmp_path / "old.sqlite3"
     with sqlite3.connect(path) as db:
@@ -239,9 +241,17 @@ async def test_a_store_from_before_the_auto_column_is_migrated(tmp_path):
                    "NOT NULL, model TEXT, ttl_seconds REAL NOT NULL, created_at REAL NOT NULL, "
                    "updated_at REAL NOT NULL, PRIMARY KEY (scope, id))")
         db.execute("INSERT INTO conversations VALUES ('s', 'c', 'a', 'x', 'p', '[]', 'd', 'kimi', 60, 0, 0)")
+        db.execute("INSERT INTO conversations VALUES ('s', 'd', 'a', 'y', 'p', '[]', 'e', 'kimi', 60, "
+                   "0, 9e12)")
     store = Store(str(path))
     await store.open()
     try:
-        assert await store.fetchall("SELECT id, auto FROM conversations") == [("c", 0)]
+        assert await store.fetchall("SELECT id, auto, expires_at FROM conversations ORDER BY id") \
+            == [("c", 0, 60.0), ("d", 0, 9e12 + 60)]
+        # The purge finds the expired row by the new column and leaves the other.
+        assert [c.id for c in await ConversationRepo(store).expired()] == ["c"]
+        plan = await store.fetchall("EXPLAIN QUERY PLAN SELECT id FROM conversations "
+                                    "WHERE expires_at < 1")
+        assert "conversations_expiry" in plan[0][-1]
     finally:
         await store.close()

@@ -67,10 +67,11 @@ class ConversationRepo:
     async def put(self, c: Conversation) -> None:
         c.updated_at = time.time()
         await self.store.execute(
-            f"INSERT OR REPLACE INTO conversations ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            f"INSERT OR REPLACE INTO conversations ({COLUMNS}, expires_at) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (c.scope, c.id, c.account, c.chat_id, c.parent_id,
              orjson.dumps(c.transcript).decode(), c.digest, c.model, c.ttl_seconds,
-             c.created_at, c.updated_at, int(c.auto)))
+             c.created_at, c.updated_at, int(c.auto), c.updated_at + c.ttl_seconds))
 
     async def list(self, scope: str) -> list[Conversation]:
         """The caller's named conversations (not the ones kept for automatic continuation)."""
@@ -84,6 +85,6 @@ class ConversationRepo:
 
     async def expired(self, now: float | None = None) -> list[Conversation]:
         rows = await self.store.fetchall(
-            f"SELECT {COLUMNS} FROM conversations WHERE updated_at + ttl_seconds < ?",
+            f"SELECT {COLUMNS} FROM conversations WHERE expires_at < ?",
             (now or time.time(),))
         return [_row(r) for r in rows]

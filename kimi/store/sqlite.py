@@ -32,10 +32,10 @@ CREATE TABLE IF NOT EXISTS conversations (
     auto INTEGER NOT NULL DEFAULT 0, -- 1: kept only for automatic continuation of a plain request
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
+    expires_at REAL NOT NULL DEFAULT 0, -- updated_at + ttl_seconds, indexed for the purge
     PRIMARY KEY (scope, id)
 );
 CREATE INDEX IF NOT EXISTS conversations_digest ON conversations (scope, digest);
-CREATE INDEX IF NOT EXISTS conversations_updated ON conversations (updated_at);
 """
 
 
@@ -66,6 +66,12 @@ class Store:
         have = {row[1] for row in self._db.execute("PRAGMA table_info(conversations)")}
         if "auto" not in have:
             self._db.execute("ALTER TABLE conversations ADD COLUMN auto INTEGER NOT NULL DEFAULT 0")
+        if "expires_at" not in have:
+            self._db.execute("ALTER TABLE conversations ADD COLUMN expires_at REAL NOT NULL DEFAULT 0")
+            self._db.execute("UPDATE conversations SET expires_at = updated_at + ttl_seconds")
+        # The purge looks rows up by expiry; the index on updated_at it used to scan is gone.
+        self._db.execute("CREATE INDEX IF NOT EXISTS conversations_expiry ON conversations (expires_at)")
+        self._db.execute("DROP INDEX IF EXISTS conversations_updated")
 
     async def close(self) -> None:
         if self._db is not None:
