@@ -70,7 +70,7 @@ async def _services(app: web.Application):
     conversations = Conversations(ConversationRepo(store),
                                   ttl_seconds=config.store.conversation_ttl_days * 86400,
                                   auto_ttl_seconds=config.store.auto_continue_minutes * 60)
-    attachments = await _attachments(config, client)
+    attachments = await _attachments(config, client, store)
     service = ChatService(pool, client, tokens, conversations, attachments=attachments,
                           delete_chats=config.kimi.delete_chats, overflow=config.store.overflow)
     app[SERVICE] = service
@@ -118,14 +118,14 @@ def _catalogue_task(app: web.Application, client: KimiClient, pool: AccountPool,
     return asyncio.get_running_loop().create_task(refresher.run())
 
 
-async def _attachments(config: Config, client: KimiClient) -> AttachmentService:
+async def _attachments(config: Config, client: KimiClient, store: Store) -> AttachmentService:
     files, max_bytes = config.files, config.files.max_mb * 1024 * 1024
-    store = UploadStore(config.store.path, files.dedupe_ttl_hours * 3600)
-    await store.open()
+    uploads = UploadStore(store, files.dedupe_ttl_hours * 3600)
+    await uploads.purge()
     fetcher = RemoteFetcher(AddressPolicy(files.allow_hosts), max_bytes,
                             files.download_timeout_seconds)
     uploader = FileUploader(client, files.upload_timeout_seconds, files.parse_timeout_seconds)
-    return AttachmentService(fetcher, uploader, store, max_bytes=max_bytes,
+    return AttachmentService(fetcher, uploader, uploads, max_bytes=max_bytes,
                              parallel=files.parallel_uploads)
 
 

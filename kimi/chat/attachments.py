@@ -30,7 +30,6 @@ class AttachmentService:
 
     async def close(self) -> None:
         await self.fetcher.close()
-        await self.store.close()
 
     async def gather(self, req: ChatRequest, messages: list | None = None) -> list[Blob]:
         """The content of every attachment in `messages` (default: the whole history), in

@@ -36,6 +36,14 @@ CREATE TABLE IF NOT EXISTS conversations (
     PRIMARY KEY (scope, id)
 );
 CREATE INDEX IF NOT EXISTS conversations_digest ON conversations (scope, digest);
+CREATE TABLE IF NOT EXISTS uploads (
+    account    TEXT NOT NULL,        -- alias of the account the file was uploaded with
+    sha256     TEXT NOT NULL,        -- of the file's bytes
+    file_id    TEXT NOT NULL,        -- Kimi's id for it
+    created_at REAL NOT NULL,
+    PRIMARY KEY (account, sha256)
+);
+CREATE INDEX IF NOT EXISTS uploads_created_at ON uploads (created_at);
 """
 
 
