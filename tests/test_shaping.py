@@ -1,10 +1,12 @@
 """Pure answer shaping: citation markers, stop sequences, token caps, think tags, sources."""
 
+import random
+
 import pytest
 
 from kimi.canonical.citations import CitationRewriter, sources_markdown
 from kimi.canonical.events import Citation, Finish, ReasoningDelta, TextDelta, collect
-from kimi.canonical.shaping import ShapeOptions, StopMatcher, shape
+from kimi.canonical.shaping import ShapeOptions, StopMatcher, TokenCap, shape
 from kimi.usage import O200K_SHA256, load_counter
 
 E3A0 = "\ue3a0cite\ue3a3{}\ue3a8"
@@ -132,3 +134,50 @@ def test_the_shipped_encoding_is_openais_o200k_base():
     assert counter.usage(["Hi"], "", "") == {
         "prompt_tokens": counter.count("Hi") + 6, "completion_tokens": 0, "total_tokens":
         counter.count("Hi") + 6, "completion_tokens_details": {"reasoning_tokens": 0}}
+
+
+CAP_TEXTS = [
+    "The quick brown fox jumps over the lazy dog. They're sure it'll work, WE'LL see. " * 6,
+    "\u4eca\u5929\u5929\u6c14\u5f88\u597d\uff0c\u6211\u4eec\u53bb\u516c\u56ed\u6563\u6b65\u5427\u3002" * 12,
+    "x = 12345678901234567890\n\n    if x:\r\n\t\treturn x  \n   \n" * 8,
+    "emoji \U0001F600\U0001F44D\u200d\U0001F525 mixed \u00e9\u0301 text' s 'S 'LL   " * 8,
+]
+
+
+class WholeTextCap:
+    """The plain way: count everything received so far at each piece, cut by its head."""
+
+    def __init__(self, limit: int, counter):
+        self.limit, self.counter, self.text = limit, counter, ""
+
+    def feed(self, piece: str) -> tuple[str, bool]:
+        before, self.text = self.text, self.text + piece
+        if self.counter.count(self.text) <= self.limit:
+            return piece, False
+        return self.counter.head(self.text, self.limit)[len(before):], True
+
+
+@pytest.mark.parametrize("text", CAP_TEXTS, ids=["english", "chinese", "code", "mixed"])
+def test_token_cap_cuts_where_a_count_of_the_whole_text_would(text):
+    """The cap counts only a tail near the limit; what it lets through must be exactly what
+    counting everything received at every piece would let through, however it is split."""
+    counter = load_counter()
+    total = counter.count(text)
+    rng = random.Random(len(text))
+    for limit in (1, 7, total // 3, total // 2, total - 1, total, total + 5):
+        for _ in range(4):
+            cap, plain, i, cut = TokenCap(limit, counter), WholeTextCap(limit, counter), 0, False
+            while i < len(text) and not cut:
+                j = i + rng.choice((1, 2, 3, 5, 8, 13))
+                got, cut = cap.feed(text[i:j])
+                assert (got, cut) == plain.feed(text[i:j]), (limit, i)
+                i = j
+            assert cut == (total > limit)
+
+
+def test_token_cap_counts_only_a_tail_near_the_limit():
+    counter, text = load_counter(), CAP_TEXTS[0]
+    cap = TokenCap(counter.count(text) - 1, counter)
+    words = text.split(" ")
+    assert all(not cap.feed(w + " ")[1] for w in words[:-8])
+    assert cap.stable > len(text) // 2      # where the next exact count starts

@@ -168,3 +168,21 @@ def test_a_tiny_table_merges_lowest_rank_first_and_leftmost_on_ties():
     assert counter.encode("baba") == [4, 0]         # ab first, then b + ab; bab + a is none
     assert counter.encode("aaa") == [5, 0]          # a tie: the leftmost pair first
     assert counter.count("baba") == 2 and counter.head("abab", 1) == "ab"
+
+
+def test_long_texts_are_counted_once_and_the_memo_stays_bounded(monkeypatch):
+    counter = load_counter()
+    monkeypatch.setattr(counter, "_memo", {})
+    monkeypatch.setattr(kimi.usage, "MEMO_ENTRIES", 4)
+    history = "A long turn of a conversation, sent again with every turn. " * 40
+    assert counter.count_long(history) == counter.count(history)
+    assert list(counter._memo.values()) == [counter.count(history)]
+    calls = []
+    monkeypatch.setattr(counter, "count", lambda t: calls.append(t) or 0)
+    counter.count_long(history)
+    assert calls == []                          # remembered: not counted again
+    counter.count_long("short")
+    assert calls == ["short"]                   # short texts are not worth a digest
+    for i in range(10):
+        counter.count_long(history + str(i))
+    assert 1 <= len(counter._memo) <= 4

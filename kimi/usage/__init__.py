@@ -31,6 +31,7 @@ import hashlib
 import heapq
 import itertools
 import re
+import threading
 import unicodedata
 from array import array
 from collections.abc import Iterable, Iterator
@@ -52,6 +53,7 @@ PER_MESSAGE = 3
 # Unicode White_Space, which is what `\s` means in tiktoken's regex (Python's `\s` adds \x1c-\x1f).
 WHITE_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 NOT_A_TOKEN = 0xFFFFFFFF   # above every rank
+MEMO_CHARS, MEMO_ENTRIES = 2048, 1024     # `count_long`: which texts, and how many
 ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 
@@ -105,7 +107,8 @@ def valid(text: str) -> str:
 
 
 class TokenCounter:
-    """Counts tokens. Thread-safe: nothing changes after construction."""
+    """Counts tokens. Thread-safe: the table does not change after construction, and the
+    memo of `count_long` is only ever added to (or emptied) under a lock."""
 
     def __init__(self, lines: Iterable[bytes]):
         """`lines` of a .tiktoken file: a token in base64 and its rank, ranks 0..N-1 in order.
@@ -141,6 +144,8 @@ class TokenCounter:
             while self._slots[i] >= 0:
                 i = (i + 1) % len(self._slots)
             self._slots[i] = rank
+        self._memo: dict[bytes, int] = {}
+        self._memo_lock = threading.Lock()
         classes, self._stand_ins = unicode_tables()
         self._split = re.compile(translate(O200K_PATTERN, classes)).finditer
 
@@ -191,21 +196,26 @@ class TokenCounter:
             i = end[i]
         return ranks
 
-    def _pieces(self, text: str) -> Iterator[bytes]:
-        """The pre-tokenised pieces of `text`, in UTF-8. `re` tests a character against a class
-        in one step below U+10000 but range by range above, so the pattern's classes hold BMP
-        code points only, and characters above the BMP are matched as a stand-in of their
-        category (in a copy of the text of the same length; the pieces are cut from the text)."""
+    def _pieces(self, text: str) -> Iterator[tuple[int, bytes]]:
+        """The pre-tokenised pieces of `text`: where each ends (a character offset) and its
+        UTF-8. `re` tests a character against a class in one step below U+10000 but range by
+        range above, so the pattern's classes hold BMP code points only, and characters above
+        the BMP are matched as a stand-in of their category (in a copy of the text of the same
+        length; the pieces are cut from the text)."""
         text = valid(text)
         if not ASTRAL.search(text):
-            return (match[0].encode() for match in self._split(text))
+            return ((match.end(), match[0].encode()) for match in self._split(text))
         shadow = ASTRAL.sub(lambda m: self._stand_ins[unicodedata.category(m[0])], text)
-        return (text[match.start():match.end()].encode() for match in self._split(shadow))
+        return ((m.end(), text[m.start():m.end()].encode()) for m in self._split(shadow))
+
+    def _tokens(self, piece: bytes) -> list[int]:
+        rank = self._rank(piece)
+        return [rank] if rank != NOT_A_TOKEN else self._merge(piece)
 
     def encode(self, text: str) -> list[int]:
         """Token ranks, as tiktoken's `encode_ordinary` gives them."""
         out = []
-        for piece in self._pieces(text):
+        for _, piece in self._pieces(text):
             if (rank := self._rank(piece)) != NOT_A_TOKEN:
                 out.append(rank)
             else:
@@ -214,6 +224,27 @@ class TokenCounter:
 
     def count(self, text: str) -> int:
         return len(self.encode(text))
+
+    def piece_counts(self, text: str) -> list[tuple[int, int]]:
+        """(end, tokens) of each pre-tokenised piece: the count of `text` is their sum, and a
+        prefix that ends where a piece ends counts as the pieces before."""
+        return [(end, len(self._tokens(piece))) for end, piece in self._pieces(text)]
+
+    def count_long(self, text: str) -> int:
+        """`count`, remembered for long texts: a conversation's history comes back with every
+        turn, and an answer returns as the next turn's prompt. Keyed by a digest, so the memo
+        holds no text; bounded, so it is only a cache."""
+        if len(text) < MEMO_CHARS:
+            return self.count(text)
+        key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        found = self._memo.get(key)
+        if found is None:
+            found = self.count(text)
+            with self._memo_lock:
+                if len(self._memo) >= MEMO_ENTRIES:
+                    self._memo.clear()
+                self._memo[key] = found
+        return found
 
     def head(self, text: str, tokens: int) -> str:
         """The longest prefix of `text` that is at most `tokens` tokens (whole characters)."""
@@ -224,8 +255,8 @@ class TokenCounter:
         return valid(text).encode()[:size].decode("utf-8", errors="ignore")
 
     def usage(self, prompt_texts: list[str], text: str, reasoning: str) -> dict:
-        prompt = sum(self.count(t) + PER_MESSAGE for t in prompt_texts) + PER_MESSAGE
-        answer, thought = self.count(text), self.count(reasoning)
+        prompt = sum(self.count_long(t) + PER_MESSAGE for t in prompt_texts) + PER_MESSAGE
+        answer, thought = self.count_long(text), self.count_long(reasoning)
         completion = answer + thought
         return {"prompt_tokens": prompt, "completion_tokens": completion,
                 "total_tokens": prompt + completion,
