@@ -185,6 +185,23 @@ async def test_error_after_content_is_sent_in_band_then_done(gw, emu):
     assert any('"content"' in e for e in events[:-2])
 
 
+async def test_a_bad_frame_keeps_the_good_frames_read_with_it(gw, emu):
+    """Kimi sends text frames and then a frame that is not JSON, all in one read: the text
+    reaches the client, then the error in band."""
+    emu.state.replies.append(Reply(text="Alpha beta gamma.", fault=Fault("garbage", after=3)))
+    body = {"model": "kimi", "messages": HELLO, "stream": True}
+    async with aiohttp.ClientSession() as s:
+        async with s.post(gw.url + "/v1/chat/completions", json=body) as resp:
+            assert resp.status == 200
+            raw = (await resp.read()).decode()
+    events = [e[len("data: "):] for e in raw.split("\n\n") if e.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    assert orjson.loads(events[-2])["error"]["code"] == "upstream_bad_frame"
+    text = "".join(orjson.loads(e)["choices"][0]["delta"].get("content") or ""
+                   for e in events[:-2] if orjson.loads(e).get("choices"))
+    assert text == "Alpha beta g"       # the three text events of 4 code points before it
+
+
 async def test_truncated_stream_is_an_error_not_a_short_answer(gw, emu):
     emu.state.replies.append(Reply(fault=Fault("truncate", after=2)))
     with pytest.raises(openai.APIStatusError) as e:

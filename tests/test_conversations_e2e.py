@@ -253,5 +253,15 @@ async def test_a_store_from_before_the_auto_and_expiry_columns_is_migrated(tmp_p
         plan = await store.fetchall("EXPLAIN QUERY PLAN SELECT id FROM conversations "
                                     "WHERE expires_at < 1")
         assert "conversations_expiry" in plan[0][-1]
+        # A row left without an expiry (a migration cut short, an older version's write)
+        # gets one on the next start.
+        await store.execute("UPDATE conversations SET expires_at = 0 WHERE id = 'd'")
+    finally:
+        await store.close()
+    store = Store(str(path))
+    await store.open()
+    try:
+        assert await store.fetchall("SELECT expires_at FROM conversations WHERE id = 'd'") \
+            == [(9e12 + 60,)]
     finally:
         await store.close()

@@ -181,3 +181,17 @@ def test_token_cap_counts_only_a_tail_near_the_limit():
     words = text.split(" ")
     assert all(not cap.feed(w + " ")[1] for w in words[:-8])
     assert cap.stable > len(text) // 2      # where the next exact count starts
+
+
+def test_token_cap_holds_where_pieces_count_fewer_than_their_join():
+    counter = load_counter()
+    assert counter.count("'a") + counter.count("rell") < counter.count("'arell")
+    cap, plain, out = TokenCap(100, counter), WholeTextCap(100, counter), []
+    for i in range(1000):
+        piece = ("'a", "rell")[i % 2]
+        got, cut = cap.feed(piece)
+        assert (got, cut) == plain.feed(piece)
+        out.append(got)
+        if cut:
+            break
+    assert cut and counter.count("".join(out)) == 100

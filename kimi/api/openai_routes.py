@@ -9,7 +9,7 @@ from contextlib import aclosing
 import orjson
 from aiohttp import web
 
-from ..canonical.events import ChatResult, ReasoningDelta, TextDelta, collect
+from ..canonical.events import FLUSH, ChatResult, ReasoningDelta, TextDelta, collect
 from ..canonical.shaping import ShapeOptions, shape
 from ..errors import NotFound
 from ..web.auth import caller_of
@@ -107,6 +107,7 @@ async def _complete_stream(request, req, turn, events, counter) -> web.StreamRes
         async with aclosing(events):
             async for ev in events:
                 yield ev
+        yield FLUSH                     # the last pieces go out before the store write
         answer = "".join(texts)
         await turn.commit(answer)      # stored before the client is told it is done
         if reasoning is not None:

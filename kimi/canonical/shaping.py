@@ -52,44 +52,34 @@ class StopMatcher:
 
 
 class TokenCap:
-    """Stops the completion at `limit` tokens. Pieces are counted one by one (an upper bound:
-    BPE never needs more tokens for a whole than for its parts, give or take a merge); only
-    when that bound passes the limit is the text counted exactly and cut. The exact count
-    starts at `stable`: the end of a prefix whose pre-tokenised pieces later text cannot
-    change (all but the last few; a piece can reach ahead for a look-ahead or `'re`), so
-    near the limit each piece costs a count of the tail, not of the whole answer."""
+    """Stops the completion at `limit` tokens, counted exactly on the text so far at every
+    piece (the sum of the pieces' own counts is no bound: "'a" + "rell" is 1 + 1 tokens
+    apart, 3 together). Only the unsettled tail is counted each time: the pre-tokenised
+    pieces before the last few cannot change whatever follows (a piece reaches ahead at most
+    for a look-ahead or a `'re`), so they are counted once and dropped."""
 
     UNSTABLE_PIECES = 3
 
     def __init__(self, limit: int, counter):
         self.limit, self.counter = limit, counter
-        self.upper = 0
-        self._texts: list[str] = []
-        self.stable, self.stable_tokens = 0, 0
+        self.stable, self.stable_tokens = 0, 0      # settled: characters and their tokens
+        self._tail = ""
 
     def feed(self, text: str) -> tuple[str, bool]:
-        self.upper += self.counter.count(text)
-        if self.upper <= self.limit:
-            self._texts.append(text)
-            return text, False
-        before = "".join(self._texts)
-        whole = before + text
-        self.upper = self._exact(whole)
-        if self.upper <= self.limit:
-            self._texts = [whole]
-            return text, False
-        head = whole[:self.stable] + self.counter.head(whole[self.stable:],
-                                                       self.limit - self.stable_tokens)
-        return (head[len(before):] if len(head) > len(before) else ""), True
-
-    def _exact(self, whole: str) -> int:
-        counts = self.counter.piece_counts(whole[self.stable:])
-        total = self.stable_tokens + sum(n for _, n in counts)
+        tail = self._tail + text
+        counts = self.counter.piece_counts(tail)
+        if self.stable_tokens + sum(n for _, n in counts) > self.limit:
+            head = self.counter.head(tail, self.limit - self.stable_tokens)
+            before = len(tail) - len(text)
+            return (head[before:] if len(head) > before else ""), True
         settled = counts[:-self.UNSTABLE_PIECES]
-        if settled and total <= self.limit:     # past the limit, the cut starts from here
-            self.stable += settled[-1][0]
+        if settled:
+            end = settled[-1][0]
+            self.stable += end
             self.stable_tokens += sum(n for _, n in settled)
-        return total
+            tail = tail[end:]
+        self._tail = tail
+        return text, False
 
 
 class AnswerShaper:

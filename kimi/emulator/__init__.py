@@ -51,6 +51,8 @@ Emulator choices where the reference is silent (documented assumptions):
   stream (``failed_precondition``/``REASON_CHAT_STREAM_PUSHING``) gets a data error frame and the
   same end-stream error. None of these consume a scripted Reply.
 * ``auth_error_style`` only applies to Chat; unary calls always answer HTTP 401.
+* ``Fault("garbage", after=N)``: after N text events a data frame that is not JSON, then the
+  end-stream frame, all in one write with the frames before it.
 * Moderation (``Fault("moderation", after=N)``): after N text events
   ``set message.status`` = ``MESSAGE_STATUS_BLOCKED``, then ``done`` and end-stream ``{}``.
 * CancelChat on a chat with an open stream: the stream stops at the next event boundary (or

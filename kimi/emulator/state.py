@@ -89,7 +89,7 @@ class FileRecord:
 @dataclass
 class Fault:
     """An injected failure. ``kind`` is one of: http, error, done_then_error, truncate,
-    split, coalesce, huge, silence, moderation (see the package docstring)."""
+    split, coalesce, huge, silence, moderation, garbage (see the package docstring)."""
 
     kind: str
     status: int = 500

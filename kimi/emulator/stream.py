@@ -88,7 +88,10 @@ class FrameWriter:
     def __init__(self, request: web.Request, resp: web.StreamResponse, state: EmulatorState,
                  fault: Fault | None, cancel: asyncio.Event) -> None:
         self.request, self.resp, self.state, self.cancel = request, resp, state, cancel
-        self.mode = fault.kind if fault and fault.kind in ("split", "coalesce") else "normal"
+        kind = fault.kind if fault else None
+        # "garbage" coalesces too, so that its bad frame shares one read with the good ones.
+        self.mode = {"split": "split", "coalesce": "coalesce", "garbage": "coalesce"}.get(kind,
+                                                                                      "normal")
         self.piece = max(1, (fault.size or 1) if fault else 1)
         self.buffer = bytearray()
         self.offset = 0
@@ -279,7 +282,7 @@ class Turn:
     async def _fault_point(self) -> bool:
         """Trigger an ``after``-style fault when the text event count reaches it."""
         fault, w = self.reply.fault, self.writer
-        if not fault or fault.kind not in ("error", "truncate", "moderation"):
+        if not fault or fault.kind not in ("error", "truncate", "moderation", "garbage"):
             return False
         if self.text_events != fault.after:
             return False
@@ -288,6 +291,10 @@ class Turn:
             if fault.where != "endstream":
                 await w.frame(error)
             await w.end(error)
+        elif fault.kind == "garbage":
+            body = b"{this is not json"
+            await w._write(bytes([DATA]) + len(body).to_bytes(4, "big") + body)
+            await w.end()
         elif fault.kind == "moderation":
             self.assistant.status = "MESSAGE_STATUS_BLOCKED"
             await w.event("set", "message.status", message={

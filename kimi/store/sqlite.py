@@ -76,7 +76,10 @@ class Store:
             self._db.execute("ALTER TABLE conversations ADD COLUMN auto INTEGER NOT NULL DEFAULT 0")
         if "expires_at" not in have:
             self._db.execute("ALTER TABLE conversations ADD COLUMN expires_at REAL NOT NULL DEFAULT 0")
-            self._db.execute("UPDATE conversations SET expires_at = updated_at + ttl_seconds")
+        # Rows without an expiry: just migrated, a migration cut short, or written by an older
+        # version after a downgrade. Cheap on every start (the column is indexed).
+        self._db.execute("UPDATE conversations SET expires_at = updated_at + ttl_seconds "
+                         "WHERE expires_at = 0")
         # The purge looks rows up by expiry; the index on updated_at it used to scan is gone.
         self._db.execute("CREATE INDEX IF NOT EXISTS conversations_expiry ON conversations (expires_at)")
         self._db.execute("DROP INDEX IF EXISTS conversations_updated")

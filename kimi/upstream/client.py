@@ -58,7 +58,12 @@ class KimiClient:
                 async for data in resp.content.iter_any():
                     frames = []
                     for flags, body in decoder.feed(data):
-                        obj = loads(body) if body else {}
+                        try:
+                            obj = loads(body) if body else {}
+                        except orjson.JSONDecodeError:
+                            if frames:      # the good frames before it still count
+                                yield frames
+                            raise
                         if flags & FLAG_END_STREAM:
                             if frames:
                                 yield frames
