@@ -171,14 +171,19 @@ async def test_done_then_error_is_not_swallowed(gw, emu):
     assert "late failure" in e.value.message
 
 
-async def test_error_after_content_is_sent_in_band_then_done(gw, emu):
-    emu.state.replies.append(Reply(fault=Fault("error", after=3, code="internal", message="broke")))
+async def stream_data(gw) -> list[str]:
+    """The `data:` payloads of a streamed answer to HELLO, read raw (no SDK parsing)."""
     body = {"model": "kimi", "messages": HELLO, "stream": True}
     async with aiohttp.ClientSession() as s:
         async with s.post(gw.url + "/v1/chat/completions", json=body) as resp:
             assert resp.status == 200
             raw = (await resp.read()).decode()
-    events = [e[len("data: "):] for e in raw.split("\n\n") if e.startswith("data: ")]
+    return [e[len("data: "):] for e in raw.split("\n\n") if e.startswith("data: ")]
+
+
+async def test_error_after_content_is_sent_in_band_then_done(gw, emu):
+    emu.state.replies.append(Reply(fault=Fault("error", after=3, code="internal", message="broke")))
+    events = await stream_data(gw)
     assert events[-1] == "[DONE]"
     err = orjson.loads(events[-2])["error"]
     assert "broke" in err["message"] and err["type"] == "upstream_error"
@@ -189,12 +194,7 @@ async def test_a_bad_frame_keeps_the_good_frames_read_with_it(gw, emu):
     """Kimi sends text frames and then a frame that is not JSON, all in one read: the text
     reaches the client, then the error in band."""
     emu.state.replies.append(Reply(text="Alpha beta gamma.", fault=Fault("garbage", after=3)))
-    body = {"model": "kimi", "messages": HELLO, "stream": True}
-    async with aiohttp.ClientSession() as s:
-        async with s.post(gw.url + "/v1/chat/completions", json=body) as resp:
-            assert resp.status == 200
-            raw = (await resp.read()).decode()
-    events = [e[len("data: "):] for e in raw.split("\n\n") if e.startswith("data: ")]
+    events = await stream_data(gw)
     assert events[-1] == "[DONE]"
     assert orjson.loads(events[-2])["error"]["code"] == "upstream_bad_frame"
     text = "".join(orjson.loads(e)["choices"][0]["delta"].get("content") or ""

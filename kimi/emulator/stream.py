@@ -88,10 +88,9 @@ class FrameWriter:
     def __init__(self, request: web.Request, resp: web.StreamResponse, state: EmulatorState,
                  fault: Fault | None, cancel: asyncio.Event) -> None:
         self.request, self.resp, self.state, self.cancel = request, resp, state, cancel
-        kind = fault.kind if fault else None
         # "garbage" coalesces too, so that its bad frame shares one read with the good ones.
-        self.mode = {"split": "split", "coalesce": "coalesce", "garbage": "coalesce"}.get(kind,
-                                                                                      "normal")
+        modes = {"split": "split", "coalesce": "coalesce", "garbage": "coalesce"}
+        self.mode = modes.get(fault.kind, "normal") if fault else "normal"
         self.piece = max(1, (fault.size or 1) if fault else 1)
         self.buffer = bytearray()
         self.offset = 0
@@ -117,6 +116,10 @@ class FrameWriter:
         await self._write(encode_frame(obj, flag))
         if flag == DATA and self.state.chunk_delay > 0:
             await self.wait(self.state.chunk_delay)
+
+    async def raw_frame(self, body: bytes) -> None:
+        """A data frame whose body is `body` as is (not necessarily JSON)."""
+        await self._write(bytes([DATA]) + len(body).to_bytes(4, "big") + body)
 
     async def event(self, op: str, mask: str, **payload) -> None:
         self.offset += 1
@@ -292,8 +295,7 @@ class Turn:
                 await w.frame(error)
             await w.end(error)
         elif fault.kind == "garbage":
-            body = b"{this is not json"
-            await w._write(bytes([DATA]) + len(body).to_bytes(4, "big") + body)
+            await w.raw_frame(b"{this is not json")
             await w.end()
         elif fault.kind == "moderation":
             self.assistant.status = "MESSAGE_STATUS_BLOCKED"

@@ -216,10 +216,7 @@ class TokenCounter:
         """Token ranks, as tiktoken's `encode_ordinary` gives them."""
         out = []
         for _, piece in self._pieces(text):
-            if (rank := self._rank(piece)) != NOT_A_TOKEN:
-                out.append(rank)
-            else:
-                out += self._merge(piece)
+            out += self._tokens(piece)
         return out
 
     def count(self, text: str) -> int:
