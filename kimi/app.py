@@ -17,9 +17,8 @@ from .chat.conversations import Conversations
 from .chat.fetch import RemoteFetcher
 from .chat.service import ChatService
 from .config import Config
-from .store.conversations import ConversationRepo
-from .store.sqlite import Store
-from .store.uploads import UploadStore
+from .coord.pool import LeasedPool
+from .coord.state import open_state
 from .upstream.accounts import AccountPool
 from .upstream.auth import TokenManager
 from .upstream.catalog import CatalogueRefresher
@@ -27,7 +26,7 @@ from .upstream.client import KimiClient
 from .upstream.files import FileUploader
 from .usage import load_counter
 from .web.home import home
-from .web.keys import CATALOGUE, CONFIG, SERVICE, STARTED_AT, TOKEN_COUNTER
+from .web.keys import CATALOGUE, CONFIG, PROBES, SERVICE, STARTED_AT, TOKEN_COUNTER
 from .web.metrics import METRICS, Metrics, metrics_handler
 from .web.middleware import TRACE_HOOKS, errors_and_logs
 from .web.status import readyz
@@ -59,26 +58,31 @@ async def _services(app: web.Application):
     config: Config = app[CONFIG]
     client = KimiClient(config.kimi.base_url, config.kimi.connect_timeout_seconds,
                         config.kimi.idle_timeout_seconds)
+    state = await open_state(config)
     pool = AccountPool(config.kimi.tokens, client.new_session,
                        max_streams=config.pool.max_streams_per_account,
                        queue_timeout=config.pool.queue_timeout_seconds)
-    store = Store(config.store.path)
-    await store.open()
+    if state.shared_leases:
+        pool = LeasedPool(pool, state.leases)
     tokens = TokenManager(auth_url=config.kimi.auth_url, base_url=config.kimi.base_url,
-                          store=store, session_for=pool.session,
+                          store=state.vault, session_for=pool.session,
                           margin=config.pool.refresh_margin_seconds)
-    conversations = Conversations(ConversationRepo(store),
+    conversations = Conversations(state.conversations,
                                   ttl_seconds=config.store.conversation_ttl_days * 86400,
-                                  auto_ttl_seconds=config.store.auto_continue_minutes * 60)
-    attachments = await _attachments(config, client, store)
+                                  auto_ttl_seconds=config.store.auto_continue_minutes * 60,
+                                  locks=state.locks)
+    attachments = _attachments(config, client, state.uploads)
     service = ChatService(pool, client, tokens, conversations, attachments=attachments,
                           delete_chats=config.kimi.delete_chats, overflow=config.store.overflow)
+    app[PROBES] = state.probes
     app[SERVICE] = service
     for account in pool.accounts:
         await tokens.restore(account)
     loop = asyncio.get_running_loop()
-    background = [loop.create_task(_every(30.0, tokens.refresh_due, pool.all_accounts)),
-                  loop.create_task(_every(60.0, service.purge_expired))]
+    # Once per cluster: the replica that claims the round runs it (always, in one process).
+    background = [loop.create_task(_every(30.0, state.jobs, tokens.refresh_due, pool.all_accounts)),
+                  loop.create_task(_every(60.0, state.jobs, service.purge_expired)),
+                  loop.create_task(_every(3600.0, state.jobs, state.uploads.purge))]
     catalogue = _catalogue_task(app, client, pool, service)
     if catalogue is not None:
         background.append(catalogue)
@@ -91,15 +95,17 @@ async def _services(app: web.Application):
     await tokens.drain()
     await pool.close()
     await attachments.close()
-    await store.close()
+    await state.close()
 
 
-async def _every(seconds: float, job, *arg_factories) -> None:
+async def _every(seconds: float, jobs, job, *arg_factories) -> None:
     """Run `job` now and then every `seconds` (token refresh, conversation purge), off the
-    request path; a failure is logged and the loop goes on."""
+    request path, when this replica claims the round; a failure is logged and the loop goes on."""
+    name = getattr(job, "__name__", "job")
     while True:
         try:
-            await job(*(f() for f in arg_factories))
+            if await jobs.claim(name, seconds):
+                await job(*(f() for f in arg_factories))
         except Exception:
             log.exception("background job %s failed", getattr(job, "__name__", job))
         await asyncio.sleep(seconds)
@@ -118,10 +124,8 @@ def _catalogue_task(app: web.Application, client: KimiClient, pool: AccountPool,
     return asyncio.get_running_loop().create_task(refresher.run())
 
 
-async def _attachments(config: Config, client: KimiClient, store: Store) -> AttachmentService:
+def _attachments(config: Config, client: KimiClient, uploads) -> AttachmentService:
     files, max_bytes = config.files, config.files.max_mb * 1024 * 1024
-    uploads = UploadStore(store, files.dedupe_ttl_hours * 3600)
-    await uploads.purge()
     fetcher = RemoteFetcher(AddressPolicy(files.allow_hosts), max_bytes,
                             files.download_timeout_seconds)
     uploader = FileUploader(client, files.upload_timeout_seconds, files.parse_timeout_seconds)

@@ -52,6 +52,13 @@ class StoreConfig:
     conversation_ttl_days: float = 7.0
     auto_continue_minutes: float = 30.0
     overflow: str = "error"
+    url: str = ""                       # "postgresql://...": shared store for several replicas
+
+
+@dataclass(frozen=True)
+class CoordinationConfig:
+    redis_url: str = ""                 # "redis://...": leases and locks across replicas
+    lease_ttl_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -72,11 +79,12 @@ class Config:
     pool: PoolConfig = field(default_factory=PoolConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     files: FilesConfig = field(default_factory=FilesConfig)
+    coordination: CoordinationConfig = field(default_factory=CoordinationConfig)
     source: str = "<defaults>"
 
 
 SECTIONS = {"server": ServerConfig, "kimi": KimiConfig, "pool": PoolConfig, "store": StoreConfig,
-            "files": FilesConfig}
+            "files": FilesConfig, "coordination": CoordinationConfig}
 
 # Environment variable -> (section, key). Lists are comma-separated.
 ENV_OVERRIDES = {
@@ -88,6 +96,8 @@ ENV_OVERRIDES = {
     "KIMI_BASE_URL": ("kimi", "base_url"),
     "KIMI_AUTH_URL": ("kimi", "auth_url"),
     "STORE_PATH": ("store", "path"),
+    "STORE_URL": ("store", "url"),
+    "REDIS_URL": ("coordination", "redis_url"),
 }
 
 
@@ -156,6 +166,10 @@ def _check_value(name: str, key: str, value) -> None:
     flood the client, a mistyped mode would silently be the default)."""
     if key in CHOICES and value not in CHOICES[key]:
         raise ConfigError(f"{name} must be one of {', '.join(CHOICES[key])}, got {value!r}")
+    if key == "url" and value and not value.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"{name} must be a postgresql:// URL, got {value.split(':')[0]}:...")
+    if key == "redis_url" and value and not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"{name} must be a redis:// URL, got {value.split(':')[0]}:...")
     if key == "port" and not 1 <= value <= 65535:
         raise ConfigError(f"{name} must be between 1 and 65535, got {value}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
