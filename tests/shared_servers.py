@@ -8,6 +8,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -95,7 +96,8 @@ class Postgres:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()       # smart shutdown would wait for the clients: use fast
+            # SIGINT is the fast shutdown (SIGTERM's smart one waits for the clients to leave).
+            self.proc.send_signal(signal.SIGINT)
             self.proc.wait(30)
 
     def psql(self, sql: str, db: str = "postgres") -> None:

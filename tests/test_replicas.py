@@ -1,0 +1,199 @@
+"""Two gateway processes behind a real nginx, sharing PostgreSQL and Redis, against the
+emulator: the rules that must hold across replicas (issue: several replicas behind one
+address). The servers are started once per session (tests/shared_servers.py)."""
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import pytest
+
+from kimi.emulator import Reply, mint_access_token
+from system_tools import free_port, require
+from test_nginx import MAIN, SITE, _wait_for_port
+from tests.conftest import LOG_FILES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Cluster:
+    def __init__(self, tmp_path, emu, postgres_url, redis_url):
+        self.tmp, self.emu, self.pg, self.redis = tmp_path, emu, postgres_url, redis_url
+        self.procs, self.urls, self.logs = [], [], []
+        self.nginx_proc = None
+        self.url = None
+
+    async def start(self, tokens, replicas=2, lease_ttl=1.5, margin=300):
+        token_list = ", ".join(f'"{t}"' for t in tokens)
+        for i in range(replicas):
+            port = free_port()
+            cfg = self.tmp / f"replica-{i}.toml"
+            cfg.write_text(
+                f'[server]\nport = {port}\nshutdown_grace_seconds = 2\n'
+                f'[kimi]\nbase_url = "{self.emu.url}"\nauth_url = "{self.emu.url}"\n'
+                f'tokens = [{token_list}]\n'
+                f'[pool]\nqueue_timeout_seconds = 20\nrefresh_margin_seconds = {margin}\n'
+                f'[store]\npath = "{self.tmp / f"unused-{i}.sqlite3"}"\nurl = "{self.pg}"\n'
+                f'[coordination]\nredis_url = "{self.redis}"\nlease_ttl_seconds = {lease_ttl}\n')
+            log = open(self.tmp / f"replica-{i}.log", "wb")
+            LOG_FILES.append(log.name)
+            self.logs.append(Path(log.name))
+            self.procs.append(await asyncio.create_subprocess_exec(
+                sys.executable, str(ROOT / "gateway.py"), "-c", str(cfg), stdout=log,
+                stderr=log, cwd=str(self.tmp)))
+            self.urls.append(f"http://127.0.0.1:{port}")
+        for url, log in zip(self.urls, self.logs):
+            await _wait_healthy(url, log)
+        self.url = await self._nginx()
+        return self
+
+    async def _nginx(self) -> str:
+        port = free_port()
+        servers = "".join(f"server {u.removeprefix('http://')} max_fails=1 fail_timeout=5s;\n"
+                          for u in self.urls)
+        site = SITE.replace("server 127.0.0.1:8000;", servers).replace(
+            "listen 80;", f"listen 127.0.0.1:{port};")
+        (self.tmp / "site.conf").write_text(site)
+        user = "user root;" if os.geteuid() == 0 else ""
+        main = MAIN.replace("worker_connections 64;", "worker_connections 512;")
+        (self.tmp / "nginx.conf").write_text(main.format(tmp=self.tmp, user=user, http_extra=""))
+        self.nginx_proc = await asyncio.create_subprocess_exec(
+            require("nginx"), "-p", str(self.tmp), "-e", str(self.tmp / "error.log"),
+            "-c", str(self.tmp / "nginx.conf"), stderr=asyncio.subprocess.PIPE)
+        await _wait_for_port(port, self.nginx_proc, self.tmp)
+        return f"http://127.0.0.1:{port}"
+
+    def served(self) -> list[int]:
+        """Chat requests each replica logged."""
+        return [log.read_text().count("route='POST /v1/chat/completions") for log in self.logs]
+
+    async def stop(self) -> None:
+        for proc in self.procs + [self.nginx_proc]:
+            if proc is not None and proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+async def _wait_healthy(url: str, log: Path) -> None:
+    for _ in range(200):
+        try:
+            async with aiohttp.ClientSession() as s, s.get(url + "/healthz") as r:
+                if r.status == 200:
+                    return
+        except aiohttp.ClientConnectionError:
+            await asyncio.sleep(0.05)
+    raise AssertionError("replica did not start: " + log.read_text())
+
+
+@pytest.fixture
+async def cluster(tmp_path, emu, postgres_url, redis_url):
+    made = Cluster(tmp_path, emu, postgres_url, redis_url)
+    yield made
+    await made.stop()
+
+
+async def chat(session, url, content="hello there", path="", stream=True):
+    body = {"model": "kimi", "stream": stream, "messages": [{"role": "user", "content": content}]}
+    async with session.post(url + "/v1/chat/completions" + path, json=body) as resp:
+        text = await resp.text()
+        return resp.status, text
+
+
+def answer(sse: str) -> str:
+    out = []
+    for line in sse.splitlines():
+        if line.startswith("data: {"):
+            delta = json.loads(line[6:])["choices"][0].get("delta") or {}
+            out.append(delta.get("content") or "")
+    return "".join(out)
+
+
+async def test_twenty_streams_over_four_accounts_never_overlap_on_an_account(cluster, emu):
+    emu.state.chunk_delay = 0.02         # each stream ~0.3 s: they must queue for accounts
+    subs = [f"user-{c}" for c in "abcd"]
+    await cluster.start([mint_access_token(s) for s in subs])
+    async with aiohttp.ClientSession() as s:
+        results = await asyncio.gather(*(chat(s, cluster.url, f"question {i}") for i in range(20)))
+    assert [status for status, _ in results] == [200] * 20
+    assert all("[DONE]" in text and '"error"' not in text for _, text in results)
+    assert sorted(emu.state.max_active) == subs and set(emu.state.max_active.values()) == {1}
+    assert all(n > 0 for n in cluster.served()), cluster.served()      # both replicas served
+
+
+async def test_forty_refreshes_across_replicas_lose_no_token(cluster, emu):
+    emu.state.access_ttl = 60            # inside the 300 s margin: every use refreshes
+    rt0 = emu.state.issue_refresh_token("user-r")
+    await cluster.start([rt0])
+    async with aiohttp.ClientSession() as s:
+        results = await asyncio.gather(*(chat(s, cluster.url, f"q {i}", stream=False)
+                                         for i in range(40)))
+    assert [status for status, _ in results] == [200] * 40, results[0]
+    assert emu.state.refresh_calls >= 40          # turns and chat deletions each refreshed
+    assert all(n > 0 for n in cluster.served())
+    conn = await asyncpg.connect(cluster.pg)
+    row = await conn.fetchrow("SELECT refresh_token, version FROM account_tokens")
+    await conn.close()
+    live = [t for t, sub in emu.state.refresh_tokens.items() if sub == "user-r"]
+    assert live == [row["refresh_token"]] and row["version"] == emu.state.refresh_calls
+
+
+async def test_a_conversation_continues_on_either_replica_one_turn_at_a_time(cluster, emu):
+    await cluster.start([mint_access_token("user-c")])
+    a, b = cluster.urls
+    async with aiohttp.ClientSession() as s:
+        for turn, url in enumerate((a, b, a, b), 1):
+            status, text = await chat(s, url, f"turn {turn} please", path="/conv-x")
+            assert status == 200 and answer(text).startswith(f"[turn {turn}]"), text
+        emu.state.chunk_delay = 0.02
+        both = await asyncio.gather(chat(s, a, "fifth", path="/conv-x"),
+                                    chat(s, b, "sixth", path="/conv-x"))
+    # Serialized: the second turn waited and continued after the first (no shared parent).
+    assert sorted(answer(t)[:8] for _, t in both) == ["[turn 5]", "[turn 6]"]
+    assert len({r["chat_id"] for r in emu.state.chat_requests if r.get("chat_id")}) == 1
+
+
+async def test_killing_a_replica_mid_stream_leaves_the_other_serving(cluster, emu):
+    await cluster.start([mint_access_token("user-k")], lease_ttl=1.0)
+    emu.state.chunk_delay = 0.05
+    emu.state.replies.append(Reply(text="x" * 400, chunk=4))     # ~5 s
+    a, _ = cluster.urls
+    async with aiohttp.ClientSession() as s:
+        async with s.post(a + "/v1/chat/completions", json={
+                "model": "kimi", "stream": True,
+                "messages": [{"role": "user", "content": "long one"}]}) as resp:
+            await resp.content.readline()
+            cluster.procs[0].send_signal(signal.SIGKILL)
+            await cluster.procs[0].wait()
+        emu.state.chunk_delay = 0.0
+        start = time.monotonic()
+        status, text = await chat(s, cluster.url, "still there?")
+        waited = time.monotonic() - start
+    assert status == 200 and "[DONE]" in text and '"error"' not in text
+    assert waited < 4.0, waited          # the dead replica's lease freed within its TTL
+    assert set(emu.state.max_active.values()) == {1}
+
+
+async def test_redis_and_postgres_outages_are_clear_503s_and_heal_without_restart(
+        cluster, emu, redis_server, postgres_server):
+    await cluster.start([mint_access_token("user-o")])
+    async with aiohttp.ClientSession() as s:
+        for stop, start, code in ((redis_server.stop, redis_server.start, "coordination_unavailable"),
+                                  (postgres_server.stop, postgres_server.start, "store_unavailable")):
+            await asyncio.to_thread(stop)
+            for url in cluster.urls:
+                status, text = await chat(s, url, "during the outage", stream=False)
+                assert status == 503 and code in text, text
+                async with s.get(url + "/readyz") as r:
+                    assert r.status == 503
+            await asyncio.to_thread(start)
+            for url in cluster.urls * 2:
+                status, text = await chat(s, url, "after the outage", stream=False)
+                assert status == 200, text
+                async with s.get(url + "/readyz") as r:
+                    assert r.status == 200
