@@ -16,10 +16,11 @@ import pytest
 
 from kimi.emulator import Reply, mint_access_token
 from system_tools import free_port, require
-from test_nginx import MAIN, SITE, _wait_for_port
+from test_nginx import MAIN, _wait_for_port
 from tests.conftest import LOG_FILES
 
 ROOT = Path(__file__).resolve().parent.parent
+REPLICAS_SITE = (ROOT / "deploy" / "nginx-replicas.conf").read_text()
 
 
 class Cluster:
@@ -55,10 +56,11 @@ class Cluster:
 
     async def _nginx(self) -> str:
         port = free_port()
-        servers = "".join(f"server {u.removeprefix('http://')} max_fails=1 fail_timeout=5s;\n"
-                          for u in self.urls)
-        site = SITE.replace("server 127.0.0.1:8000;", servers).replace(
-            "listen 80;", f"listen 127.0.0.1:{port};")
+        # The shipped file, with only its addresses changed.
+        site = REPLICAS_SITE.replace("listen 80;", f"listen 127.0.0.1:{port};")
+        for name, url in zip(("kimi-a", "kimi-b"), self.urls):
+            site = site.replace(f"server {name}:8000 ", f"server {url.removeprefix('http://')} ")
+        assert "kimi-a" not in site and "kimi-b" not in site
         (self.tmp / "site.conf").write_text(site)
         user = "user root;" if os.geteuid() == 0 else ""
         main = MAIN.replace("worker_connections 64;", "worker_connections 512;")
@@ -197,3 +199,53 @@ async def test_redis_and_postgres_outages_are_clear_503s_and_heal_without_restar
                 assert status == 200, text
                 async with s.get(url + "/readyz") as r:
                     assert r.status == 200
+
+
+async def test_a_replica_that_loses_its_lease_stops_its_stream(start_gateway, emu, token,
+                                                               postgres_url, redis_url):
+    """Fail closed: when the lease cannot be renewed (here another holder took the account,
+    as after a partition), the stream on it is cut at once, not left to overlap, and the
+    upstream stream is closed too."""
+    import redis.asyncio as aioredis
+    from kimi.upstream.tokens import alias_for
+    gw = await start_gateway(kimi={"tokens": (token,)}, store={"url": postgres_url},
+                             coordination={"redis_url": redis_url, "lease_ttl_seconds": 0.6})
+    emu.state.chunk_delay = 0.05
+    emu.state.replies.append(Reply(text="y" * 400, chunk=4))      # ~5 s
+    r = aioredis.Redis.from_url(redis_url)
+    async with aiohttp.ClientSession() as s:
+        async with s.post(gw.url + "/v1/chat/completions", json={
+                "model": "kimi", "stream": True,
+                "messages": [{"role": "user", "content": "long one"}]}) as resp:
+            await resp.content.readline()
+            key = f"kimi:lease:{alias_for(token)}"
+            await r.delete(key)
+            await r.zadd(key, {"intruder": 9e15})
+            start = time.monotonic()
+            with pytest.raises(aiohttp.ClientPayloadError):     # cut, never completed
+                await resp.read()
+            cut_after = time.monotonic() - start
+    await r.aclose()
+    assert cut_after < 1.5, cut_after
+    for _ in range(50):
+        if not any(emu.state.active_streams.values()):
+            break
+        await asyncio.sleep(0.02)
+    assert not any(emu.state.active_streams.values())     # the upstream stream was closed
+
+
+async def test_a_cooldown_on_one_replica_holds_on_the_other(start_gateway, emu, postgres_url,
+                                                            redis_url):
+    from kimi.emulator import Fault
+    shared = dict(kimi={"tokens": (mint_access_token("user-l"),)}, store={"url": postgres_url},
+                  coordination={"redis_url": redis_url})
+    a, b = await start_gateway(**shared), await start_gateway(**shared)
+    emu.state.replies.append(Reply(fault=Fault("http", status=429, code="resource_exhausted",
+                                               retry_after=120)))
+    async with aiohttp.ClientSession() as s:
+        status, text = await chat(s, a.url, "first", stream=False)
+        assert status == 429
+        start = time.monotonic()
+        status, text = await chat(s, b.url, "second", stream=False)
+    assert status == 429 and "cooling" in text and time.monotonic() - start < 2
+    assert len(emu.state.chat_requests) == 1          # b never tried the cooling account

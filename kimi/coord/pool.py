@@ -11,12 +11,10 @@ so every replica sees it. Everything else is the local pool's (delegated).
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 
 from ..errors import GatewayError, RateLimited
 
-log = logging.getLogger("kimi.coord")
 
 
 class LeasedPool:
@@ -26,7 +24,6 @@ class LeasedPool:
         self._pool = pool
         self.leases = leases
         self._held: dict[str, list] = {}
-        self._closing: set[asyncio.Task] = set()
 
     def __getattr__(self, name):
         return getattr(self._pool, name)
@@ -64,7 +61,8 @@ class LeasedPool:
 
     async def _lease(self, account) -> bool:
         try:
-            got = await self.leases.acquire(account.alias, lambda: self._lost(account))
+            holder = asyncio.current_task()     # the request streaming on this lease
+            got = await self.leases.acquire(account.alias, lambda: self._lost(account, holder))
         except BaseException:
             await self._pool.release(account)
             raise
@@ -92,11 +90,12 @@ class LeasedPool:
                 await asyncio.shield(lease.release())
             await self._pool.release(account)
 
-    def _lost(self, account) -> None:
+    @staticmethod
+    def _lost(account, holder: asyncio.Task | None) -> None:
         """The lease could not be renewed: another replica may stream on this account soon,
-        so cut this replica's streams on it (closing the session ends their reads)."""
-        session, account.session = account.session, None
-        if session is not None:
-            task = asyncio.get_running_loop().create_task(session.close())
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+        so this request's stream stops now. It is cancelled as a client disconnect is: the
+        upstream chat is cancelled and cleaned up on the way out. (Closing the account's
+        HTTP session would not do: aiohttp does not wake a read in progress on close.)"""
+        account.avoid(5, "lost its stream lease")
+        if holder is not None and not holder.done():
+            holder.cancel()
