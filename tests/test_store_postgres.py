@@ -75,10 +75,11 @@ async def test_conversations_round_trip(stores):
     now = time.time()
     conv = Conversation(scope="s", id="c1", account="acct", chat_id="chat", parent_id="m1",
                         transcript=[["user", "hi"], ["assistant", "hello"]], digest="d1",
-                        model="kimi", ttl_seconds=60, created_at=now, updated_at=now, auto=True)
+                        model="kimi", ttl_seconds=60, created_at=now, updated_at=now, auto=True,
+                        tools_digest="t1")
     await repo.put(conv)
     got = await repo.get("s", "c1")
-    assert got.transcript == conv.transcript and got.auto is True and got.parent_id == "m1"
+    assert got == conv          # every field, the ones added since the first schema too
     assert (await repo.by_digest("s", ["x", "d1"])).id == "c1"
     assert await repo.list("s") == []                   # auto rows are not listed
     conv.auto, conv.parent_id = False, "m2"

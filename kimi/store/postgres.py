@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS conversations (
     expires_at DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (scope, id)
 );
+-- Columns added since the table was first created (ADD COLUMN IF NOT EXISTS: idempotent).
+ALTER TABLE conversations ADD COLUMN IF NOT EXISTS tools_digest TEXT;
 CREATE INDEX IF NOT EXISTS conversations_digest ON conversations (scope, digest);
 CREATE INDEX IF NOT EXISTS conversations_expiry ON conversations (expires_at);
 CREATE TABLE IF NOT EXISTS uploads (
@@ -139,6 +141,14 @@ class PgTokenVault:
             raise unavailable(e) from None
 
 
+NAMES = [name.strip() for name in COLUMNS.split(",")]
+# Every column of the SQLite repo's list, so a column added there needs only its schema line.
+UPSERT = (f"INSERT INTO conversations ({COLUMNS}, expires_at) VALUES "
+          f"({', '.join(f'${i}' for i in range(1, len(NAMES) + 2))}) "
+          "ON CONFLICT (scope, id) DO UPDATE SET "
+          + ", ".join(f"{name} = EXCLUDED.{name}" for name in NAMES[2:] + ["expires_at"]))
+
+
 def _conversation(row) -> Conversation:
     values = list(row)
     values[5] = orjson.loads(values[5])
@@ -166,15 +176,11 @@ class PgConversationRepo:
 
     async def put(self, c: Conversation) -> None:
         c.updated_at = time.time()
-        await self.store.run(
-            "execute", f"INSERT INTO conversations ({COLUMNS}, expires_at) VALUES "
-            "($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) ON CONFLICT (scope, id) DO UPDATE SET "
-            "account = $3, chat_id = $4, parent_id = $5, transcript = $6, digest = $7, "
-            "model = $8, ttl_seconds = $9, created_at = $10, updated_at = $11, auto = $12, "
-            "expires_at = $13",
-            c.scope, c.id, c.account, c.chat_id, c.parent_id, orjson.dumps(c.transcript).decode(),
-            c.digest, c.model, float(c.ttl_seconds), c.created_at, c.updated_at, bool(c.auto),
-            c.updated_at + c.ttl_seconds)
+        values = [getattr(c, name) for name in NAMES]
+        values[NAMES.index("transcript")] = orjson.dumps(c.transcript).decode()
+        values[NAMES.index("ttl_seconds")] = float(c.ttl_seconds)
+        values[NAMES.index("auto")] = bool(c.auto)
+        await self.store.run("execute", UPSERT, *values, c.updated_at + c.ttl_seconds)
 
     async def list(self, scope: str) -> list[Conversation]:
         rows = await self.store.run("fetch", f"SELECT {COLUMNS} FROM conversations WHERE "
