@@ -65,11 +65,14 @@ return 0
 """
 
 
-def connect(url: str, timeout: float = 2.0) -> aioredis.Redis:
-    # Few, quick retries: a dead server should become a 503 in about a second, not hang.
-    return aioredis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                   retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
-                                   decode_responses=True)
+def connect(url: str, timeout: float = 2.0, connections: int = 64) -> aioredis.Redis:
+    # Few, quick retries: a dead server should become a 503 in about a second, not hang. A
+    # burst waits for a free connection (the default pool refuses the 101st at once).
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=connections, timeout=timeout, socket_timeout=timeout,
+        socket_connect_timeout=timeout, retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+        decode_responses=True)
+    return aioredis.Redis(connection_pool=pool)
 
 
 class RedisCoord:
