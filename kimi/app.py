@@ -87,8 +87,7 @@ async def _services(app: web.Application):
     loop = asyncio.get_running_loop()
     # Once per cluster: the replica that claims the round runs it (always, in one process).
     background = [loop.create_task(_every(30.0, state.jobs, tokens.refresh_due, pool.all_accounts)),
-                  loop.create_task(_every(60.0, state.jobs, service.purge_expired)),
-                  loop.create_task(_every(3600.0, state.jobs, state.uploads.purge))]
+                  loop.create_task(_every(60.0, state.jobs, service.purge_expired))]
     catalogue = _catalogue_task(app, client, pool, tokens)
     if catalogue is not None:
         background.append(catalogue)

@@ -249,3 +249,25 @@ async def test_a_cooldown_on_one_replica_holds_on_the_other(start_gateway, emu, 
         status, text = await chat(s, b.url, "second", stream=False)
     assert status == 429 and "cooling" in text and time.monotonic() - start < 2
     assert len(emu.state.chat_requests) == 1          # b never tried the cooling account
+
+
+def test_a_replica_whose_store_is_down_at_start_says_so_and_exits(tmp_path):
+    import subprocess
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[server]\nport = {free_port()}\n'
+                   f'[store]\nurl = "postgresql://postgres@127.0.0.1:{free_port()}/x"\n')
+    done = subprocess.run([sys.executable, str(ROOT / "gateway.py"), "-c", str(cfg)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "cannot start: the shared store (PostgreSQL) cannot be reached" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("section, key, value", [("store", "url", "mysql://db/kimi"),
+                                                 ("coordination", "redis_url", "db:6379")])
+def test_a_wrong_shared_state_url_is_a_config_error(tmp_path, section, key, value):
+    from kimi.config import ConfigError, load_config
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[{section}]\n{key} = "{value}"\n')
+    with pytest.raises(ConfigError, match=f"\\[{section}\\] {key} must be a"):
+        load_config(str(cfg), env={})

@@ -67,9 +67,9 @@ class PgStore:
 
     async def open(self) -> None:
         try:
+            # A statement may wait for a row lock held across a token refresh (up to 15 s).
             self.pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self.pool_size,
-                                                  timeout=self.timeout,
-                                                  command_timeout=self.timeout * 3)
+                                                  timeout=self.timeout, command_timeout=30)
             async with self.pool.acquire() as c, c.transaction():
                 await c.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
                 await c.execute(SCHEMA)
@@ -220,6 +220,7 @@ class PgUploadStore:
                              "VALUES ($1, $2, $3, $4) ON CONFLICT (account, sha256) DO UPDATE "
                              "SET file_id = $3, created_at = $4",
                              account, digest, file_id, time.time())
+        await self.purge()      # as the SQLite table: one TTL's worth, whoever writes
 
     async def forget(self, account: str, digests: list[str]) -> None:
         if digests:
