@@ -18,6 +18,7 @@ from .chat.conversations import Conversations
 from .chat.fetch import RemoteFetcher
 from .chat.service import ChatService
 from .config import Config
+from .coord import SharedUnary
 from .coord.pool import LeasedPool
 from .coord.state import open_state
 from .upstream.accounts import AccountPool
@@ -88,7 +89,7 @@ async def _services(app: web.Application):
     # Once per cluster: the replica that claims the round runs it (always, in one process).
     background = [loop.create_task(_every(30.0, state.jobs, tokens.refresh_due, pool.all_accounts)),
                   loop.create_task(_every(60.0, state.jobs, service.purge_expired))]
-    catalogue = _catalogue_task(app, client, pool, tokens)
+    catalogue = _catalogue_task(app, client, pool, tokens, state.jobs)
     if catalogue is not None:
         background.append(catalogue)
     yield
@@ -117,15 +118,17 @@ async def _every(seconds: float, jobs, job, *arg_factories) -> None:
 
 
 def _catalogue_task(app: web.Application, client: KimiClient, pool: AccountPool,
-                    tokens: TokenManager) -> asyncio.Task | None:
+                    tokens: TokenManager, jobs) -> asyncio.Task | None:
     """Refresh the live model catalogue in the background with the first configured account;
-    with no server account there is no token to ask with, and the static table stands."""
+    with no server account there is no token to ask with, and the static table stands.
+    With several replicas one of them asks Kimi per round and the others read its answer."""
     if not pool.accounts:
         return None
     account = pool.accounts[0]
-    refresher = CatalogueRefresher(app[CATALOGUE], client, pool.session(account),
-                                   lambda: tokens.access_token(account),
-                                   app[CONFIG].kimi.models_refresh_seconds)
+    interval = app[CONFIG].kimi.models_refresh_seconds
+    refresher = CatalogueRefresher(app[CATALOGUE], SharedUnary(client, jobs, interval),
+                                   pool.session(account), lambda: tokens.access_token(account),
+                                   interval)
     return asyncio.get_running_loop().create_task(refresher.run())
 
 

@@ -115,3 +115,16 @@ async def test_an_unreachable_redis_is_a_clear_503_quickly():
     assert time.monotonic() - start < 2.0
     assert await coord.ping() is False
     await coord.close()
+
+
+async def test_a_shared_answer_is_fetched_once_per_window_across_replicas(coords):
+    a, b = coords(), coords()
+    calls = []
+
+    async def fetch():
+        calls.append(1)
+        return {"models": len(calls)}
+    assert await a.shared("catalogue", 5, fetch) == {"models": 1}
+    assert await b.shared("catalogue", 5, fetch) == {"models": 1}     # a's answer
+    assert await a.shared("catalogue", 5, fetch) == {"models": 1}
+    assert len(calls) == 1

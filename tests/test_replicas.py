@@ -126,6 +126,9 @@ async def test_twenty_streams_over_four_accounts_never_overlap_on_an_account(clu
     assert all("[DONE]" in text and '"error"' not in text for _, text in results)
     assert sorted(emu.state.max_active) == subs and set(emu.state.max_active.values()) == {1}
     assert all(n > 0 for n in cluster.served()), cluster.served()      # both replicas served
+    # Background work once per cluster: one replica asked for the model catalogue.
+    assert sum(c.path.endswith("/GetAvailableModels") for c in emu.state.calls) == 1
+    assert all("live models" in log.read_text() for log in cluster.logs)
 
 
 async def test_forty_refreshes_across_replicas_lose_no_token(cluster, emu):

@@ -3,7 +3,7 @@ by a single gateway (the default).
 
     ConversationLocks  one turn at a time per conversation
     AccountLeases      at most one upstream stream per Kimi account (with cooldowns shared)
-    ClusterJobs        background work run once per cluster, not once per replica
+    ClusterJobs        background work (and the catalogue call) once per cluster, not per replica
 
 `kimi.coord.redis` implements the same three on a Redis-protocol server for several
 replicas; `kimi.app` (the composition root) picks one set.
@@ -46,6 +46,10 @@ class ClusterJobs(Protocol):
     async def claim(self, name: str, seconds: float) -> bool:
         """True for exactly one replica per `seconds` window: that one runs the job."""
 
+    async def shared(self, name: str, seconds: float, fetch):
+        """`await fetch()` by the replica that claims this window, its answer for the others
+        (a JSON value)."""
+
 
 class LocalLocks:
     """asyncio locks keyed by conversation; idle ones are forgotten now and then."""
@@ -84,6 +88,21 @@ class LocalLeases:
 class LocalJobs:
     async def claim(self, name: str, seconds: float) -> bool:
         return True
+
+    async def shared(self, name: str, seconds: float, fetch):
+        return await fetch()
+
+
+class SharedUnary:
+    """A client whose unary calls (the model catalogue) are made once per cluster per
+    `seconds`: the other replicas take the answer of the one that asked."""
+
+    def __init__(self, client, jobs: ClusterJobs, seconds: float):
+        self.client, self.jobs, self.seconds = client, jobs, seconds
+
+    async def unary(self, session, token: str, path: str, body: dict):
+        return await self.jobs.shared("unary:" + path.rsplit("/", 1)[-1], self.seconds,
+                                      lambda: self.client.unary(session, token, path, body))
 
 
 class SharedStateUnavailable(GatewayError):

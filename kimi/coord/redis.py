@@ -20,6 +20,7 @@ import os
 import time
 import uuid
 
+import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -140,6 +141,25 @@ class RedisCoord:
                                              px=max(1, int(seconds * 900))))
         except (RedisError, OSError):
             return False    # the job waits for the next round; readiness reports the outage
+
+
+    async def shared(self, name: str, seconds: float, fetch):
+        key = f"kimi:shared:{name}"
+        try:
+            if not await self.claim(name, seconds):
+                for _ in range(60):     # the claimer may still be asking (replicas starting)
+                    cached = await self.redis.get(key)
+                    if cached is not None:
+                        return orjson.loads(cached)
+                    await asyncio.sleep(0.05)
+        except (RedisError, OSError):
+            pass            # ask Kimi ourselves
+        value = await fetch()   # the claimer, or nobody has stored an answer yet
+        try:
+            await self.redis.set(key, orjson.dumps(value), px=max(1, int(seconds * 2000)))
+        except (RedisError, OSError):
+            pass
+        return value
 
 
 class RedisLease:
