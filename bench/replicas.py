@@ -202,9 +202,10 @@ def render(results: dict, quick: bool) -> str:
             ("added time to first chunk, burst of 200, p99 (ms)", "g200_p99", "n200_p99")]
     names = list(results)
     lines = [f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-             f"{' (--quick)' if quick else ''}, {os.cpu_count()} CPUs shared by every process "
-             "(emulator, client, gateways, nginx, PostgreSQL, Redis); 200 accounts; the "
-             "do-nothing proxy measured in the same minute as each column.", "",
+             f"{' (--quick)' if quick else ''}, {os.cpu_count()} CPUs shared by every process",
+             "(emulator, client, gateways, nginx, PostgreSQL, Redis); 200 accounts. Each column",
+             "is timed against the emulator direct in the same minute; the do-nothing proxy",
+             f"column was measured beside `{names[0]}`.", "",
              "| figure | " + " | ".join(names) + " | do-nothing proxy |",
              "|---|" + "---:|" * (len(names) + 1)]
     for label, key, floor in rows:
