@@ -105,3 +105,19 @@ async def test_an_unreachable_postgres_is_a_clear_503(postgres_server):
     with pytest.raises(SharedStateUnavailable) as e:
         await store.open()
     assert e.value.status == 503 and e.value.code == "store_unavailable"
+
+
+async def test_every_sqlite_column_has_its_postgresql_twin(stores, tmp_path):
+    """A column added to the SQLite store must be added to kimi/store/postgres.py too."""
+    from kimi.store.sqlite import Store
+    sqlite = Store(str(tmp_path / "s.sqlite3"))
+    await sqlite.open()
+    pg = await stores()
+    try:
+        for table in ("account_tokens", "conversations", "uploads"):
+            lite = {row[1] for row in await sqlite.fetchall(f"PRAGMA table_info({table})")}
+            rows = await pg.run("fetch", "SELECT column_name FROM information_schema.columns "
+                                "WHERE table_name = $1", table)
+            assert lite <= {r["column_name"] for r in rows}, table
+    finally:
+        await sqlite.close()
