@@ -41,6 +41,10 @@ for names in ``state.parse_fail``; names in ``state.parse_never`` stay PROCESSIN
 ``state.upload_fail_names`` get HTTP 500 on upload. ``state.upload_delay`` seconds of delay per
 upload; ``state.max_uploads_active`` records how many uploads overlapped at most.
 
+Connections: ``state.connections`` counts the client connections that carried a request (a
+connection is counted at its first request), so a test or the benchmark can tell a reused
+connection from a new one.
+
 Emulator choices where the reference is silent (documented assumptions):
 
 * Bare JSON / malformed envelope on Chat -> HTTP 400 ``{"code":"invalid_argument"}``
