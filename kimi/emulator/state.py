@@ -152,6 +152,7 @@ class EmulatorState:
         self.id_style = "uuid"
         self.call_delay = 0.0
         self.chunk_delay = 0.0
+        self.frames_per_write = 1   # >1: frames written together (flushed before any wait)
         self.reject_concurrent = True
         self.models_fail = False
         self.catalog = "2026-05"
