@@ -39,7 +39,7 @@ def rows(r: dict) -> list[tuple[str, str, str]]:
     out += [_saturation_row(sc), _saturation_row(r["stream_cpu_4"]),
         (f"non-streaming requests per second (wrk, {u['clients']:.0f} clients)", "",
          f"{u['per_s']:,.0f} ({u['cpu_ms_per_request']:.2f} ms gateway CPU each; "
-         f"busy: gateway {u['busy']:.0%}, emulator {u['emulator_busy']:.0%})"),
+         f"{_busy(u)})"),
         (f"new upstream connections per request, {cr['rate']:.0f} requests/s "
          f"({cr['requests']:.0f} requests)", "0", f"{cr['per_request']:.3f} ({cr['new']:.0f})"),
         (f"new upstream connections per request, one every {cp['gap_s']:.0f} s over "
@@ -65,8 +65,13 @@ def _saturation_row(sc: dict) -> tuple[str, str, str]:
     return (f"streamed chunks per gateway CPU-second (wrk, {sc['streams']:.0f} streams, "
             f"{upstream})", ">= 20,000",
             f"{sc['per_cpu_s']:,.0f} ({sc['us_per_chunk']:.1f} us/chunk; "
-            f"{sc['per_wall_s']:,.0f}/s wall; busy: gateway {sc['busy']:.0%}, "
-            f"emulator {sc['emulator_busy']:.0%})")
+            f"{sc['per_wall_s']:,.0f}/s wall; {_busy(sc)})")
+
+
+def _busy(r: dict) -> str:
+    """Who had how much CPU during a saturation run (of one CPU each; the machine: of all)."""
+    return (f"busy: gateway {r['busy']:.0%}, emulator {r['emulator_busy']:.0%}, wrk "
+            f"{r['wrk_busy']:.0%}, whole machine {r['machine_busy']:.0%}")
 
 
 def _floor_rows(t: dict, target: str) -> list[tuple[str, str, str]]:

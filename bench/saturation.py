@@ -3,6 +3,7 @@ the gateway's own CPU time over the same interval gives the work per chunk and p
 
 from __future__ import annotations
 
+import resource
 import time
 
 import aiohttp
@@ -11,7 +12,7 @@ import orjson
 from . import loadgen
 from .clients import CHAT_COMPLETIONS, GATEWAY_HEADERS, gateway_stream
 from .procs import Stack
-from .procstat import cpu_seconds
+from .procstat import busy_shares, cpu_busy_ticks, cpu_seconds
 
 STREAM_CONNECTIONS, UNARY_CONNECTIONS = 64, 50
 
@@ -31,17 +32,25 @@ async def _drive(stack: Stack, s, body: bytes, connections: int, seconds: float)
     response must be at least as long as a good one (an in-band error would be shorter)."""
     size = await _body_size(s, stack.gw_url, body)
     await stack.reset()
-    emu0 = cpu_seconds(stack.emulator_pid)
+    emu0, wrk0, machine0 = cpu_seconds(stack.emulator_pid), _children_cpu(), cpu_busy_ticks()
     cpu0, t0 = cpu_seconds(stack.gateway_pid), time.monotonic()
     got = await loadgen.run(stack.gw_url + CHAT_COMPLETIONS, body, connections, seconds,
                             stack.workdir)
     cpu, wall = cpu_seconds(stack.gateway_pid) - cpu0, time.monotonic() - t0
-    emu = cpu_seconds(stack.emulator_pid) - emu0
+    emu, wrk = cpu_seconds(stack.emulator_pid) - emu0, _children_cpu() - wrk0
+    machine = busy_shares(machine0, cpu_busy_ticks())
     await stack.reset()
     if got["bytes"] < got["requests"] * size:
         raise RuntimeError(f"short responses under load: {got}, one good answer is {size} B")
     return {"requests": got["requests"], "cpu_s": cpu, "wall_s": wall, "busy": cpu / wall,
-            "emulator_busy": emu / wall}
+            "emulator_busy": emu / wall, "wrk_busy": wrk / wall,
+            "machine_busy": sum(machine.values()) / max(1, len(machine))}
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished children (wrk, once it has exited)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def streams(stack: Stack, s, prompt: str, seconds: float, frames_per_write: int) -> dict:
@@ -59,6 +68,7 @@ async def streams(stack: Stack, s, prompt: str, seconds: float, frames_per_write
     return {"chunks": chunks, "per_cpu_s": chunks / run["cpu_s"],
             "per_wall_s": chunks / run["wall_s"], "us_per_chunk": run["cpu_s"] / chunks * 1e6,
             "busy": run["busy"], "emulator_busy": run["emulator_busy"],
+            "wrk_busy": run["wrk_busy"], "machine_busy": run["machine_busy"],
             "streams": STREAM_CONNECTIONS,
             "frames_per_write": frames_per_write}
 
@@ -67,4 +77,5 @@ async def unary(stack: Stack, s, prompt: str, seconds: float) -> dict:
     run = await _drive(stack, s, chat_body(prompt, False), UNARY_CONNECTIONS, seconds)
     return {"requests": run["requests"], "per_s": run["requests"] / run["wall_s"],
             "cpu_ms_per_request": run["cpu_s"] / run["requests"] * 1000, "busy": run["busy"],
-            "emulator_busy": run["emulator_busy"], "clients": UNARY_CONNECTIONS}
+            "emulator_busy": run["emulator_busy"], "wrk_busy": run["wrk_busy"],
+            "machine_busy": run["machine_busy"], "clients": UNARY_CONNECTIONS}

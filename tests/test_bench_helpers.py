@@ -94,3 +94,11 @@ def test_wrk_script_pieces():
     assert 'wrk.body = "\\123"' in SCRIPT.format(body=lua_string(b"{"))
     out = 'Running 1s test\n  1 threads\n\nRESULT {"requests": 7, "bytes": 700, "us": 1000000}\n'
     assert parse_result(out) == {"requests": 7, "bytes": 700, "us": 1000000}
+
+
+def test_machine_busy_shares_are_fractions():
+    from bench.procstat import busy_shares, cpu_busy_ticks
+    before = cpu_busy_ticks()
+    sum(i * i for i in range(200_000))
+    shares = busy_shares(before, cpu_busy_ticks())
+    assert set(shares) == set(before) and all(0 <= v <= 1 for v in shares.values())
