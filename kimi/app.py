@@ -61,7 +61,7 @@ def create_app(config: Config) -> web.Application:
 async def _services(app: web.Application):
     config: Config = app[CONFIG]
     client = KimiClient(config.kimi.base_url, config.kimi.connect_timeout_seconds,
-                        config.kimi.idle_timeout_seconds)
+                        config.kimi.idle_timeout_seconds, config.kimi.connection_idle_seconds)
     pool = AccountPool(config.kimi.tokens, client.new_session,
                        max_streams=config.pool.max_streams_per_account,
                        queue_timeout=config.pool.queue_timeout_seconds)
@@ -83,7 +83,8 @@ async def _services(app: web.Application):
     for account in pool.accounts:
         await tokens.restore(account)
     loop = asyncio.get_running_loop()
-    background = [loop.create_task(_every(30.0, tokens.refresh_due, pool.all_accounts)),
+    background = [loop.create_task(client.warm_up()),
+                  loop.create_task(_every(30.0, tokens.refresh_due, pool.all_accounts)),
                   loop.create_task(_every(60.0, service.purge_expired))]
     catalogue = _catalogue_task(app, client, pool, tokens)
     if catalogue is not None:
@@ -96,6 +97,7 @@ async def _services(app: web.Application):
     await service.drain()
     await tokens.drain()
     await pool.close()
+    await client.close()
     await attachments.close()
     await store.close()
 
