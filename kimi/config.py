@@ -66,17 +66,25 @@ class FilesConfig:
 
 
 @dataclass(frozen=True)
+class AdminConfig:
+    key: str = ""                   # empty: no console, /admin answers 404
+    traffic_records: int = 10000    # requests kept in memory for the traffic list
+    session_hours: float = 12.0     # a console login lasts this long
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     kimi: KimiConfig = field(default_factory=KimiConfig)
     pool: PoolConfig = field(default_factory=PoolConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     files: FilesConfig = field(default_factory=FilesConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
     source: str = "<defaults>"
 
 
 SECTIONS = {"server": ServerConfig, "kimi": KimiConfig, "pool": PoolConfig, "store": StoreConfig,
-            "files": FilesConfig}
+            "files": FilesConfig, "admin": AdminConfig}
 
 # Environment variable -> (section, key). Lists are comma-separated.
 ENV_OVERRIDES = {
@@ -88,6 +96,7 @@ ENV_OVERRIDES = {
     "KIMI_BASE_URL": ("kimi", "base_url"),
     "KIMI_AUTH_URL": ("kimi", "auth_url"),
     "STORE_PATH": ("store", "path"),
+    "ADMIN_KEY": ("admin", "key"),
 }
 
 

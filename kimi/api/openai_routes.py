@@ -75,7 +75,7 @@ async def _complete_once(req, turn, events, counter, trace) -> web.Response:
     result = await collect(events)
     trace.first_token = trace.first_token or time.monotonic()
     await turn.commit(result.text)
-    body = completion_body(req, result, _response_id(turn), await usage(counter, req, result))
+    body = completion_body(req, result, _response_id(turn), await usage(counter, req, result, trace))
     return web.Response(body=orjson.dumps(body), content_type="application/json",
                         headers=_conversation_headers(turn))
 
@@ -112,7 +112,7 @@ async def _complete_stream(request, req, turn, events, counter) -> web.StreamRes
         await turn.commit(answer)      # stored before the client is told it is done
         if reasoning is not None:
             result = ChatResult(text=answer, reasoning="".join(reasoning))
-            yield UsageReady(await usage(counter, req, result))
+            yield UsageReady(await usage(counter, req, result, trace))
 
     def in_band(e) -> bytes:
         trace.note = f"in-band-error:{e.code}"
@@ -133,13 +133,17 @@ class UsageReady:
         self.usage = usage
 
 
-async def usage(counter, req, result: ChatResult) -> dict:
+async def usage(counter, req, result: ChatResult, trace) -> dict:
     """Token estimates: prompt per message, completion = answer + reasoning."""
     prompts = [m.text for m in req.messages]
     size = sum(map(len, prompts)) + len(result.text) + len(result.reasoning)
     if size <= COUNT_INLINE_CHARS:
-        return counter.usage(prompts, result.text, result.reasoning)
-    return await asyncio.to_thread(counter.usage, prompts, result.text, result.reasoning)
+        counted = counter.usage(prompts, result.text, result.reasoning)
+    else:
+        counted = await asyncio.to_thread(counter.usage, prompts, result.text, result.reasoning)
+    trace.prompt_tokens, trace.completion_tokens = (counted["prompt_tokens"],
+                                                    counted["completion_tokens"])
+    return counted
 
 
 async def models(request: web.Request) -> web.Response:
