@@ -179,7 +179,9 @@ async function loadTraffic() {
   drawCharts(series.data);
 }
 
+let lastPoints = null;
 function drawCharts(points) {
+  lastPoints = points;
   bars($("#chart-requests"), points.map((p) => p.requests));
   lines($("#chart-errors"), [points.map((p) => (p.requests ? (100 * p.errors) / p.requests : null))], 100);
   lines($("#chart-ttft"), ["p50", "p90", "p99"].map((q) => points.map((p) => p[q])));
@@ -303,6 +305,7 @@ async function start() {
   $("#filters").addEventListener("change", refresh);
   $("#filters").addEventListener("submit", (ev) => { ev.preventDefault(); refresh(); });
   window.addEventListener("hashchange", show);
+  window.addEventListener("resize", () => { if (lastPoints && current === "traffic") drawCharts(lastPoints); });
   try { $("#version").textContent = (await api("GET", "overview")).version; } catch (e) { notice(e.message, true); }
   await show();
 }

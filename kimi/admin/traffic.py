@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from ..canonical.request import Trace
 
 CHART_MINUTES = 6 * 60
-# Time-to-first-token histogram edges (ms), 10 ms x 1.25^i up to ~75 s: percentiles read from
+# Time-to-first-token histogram edges (ms), 1 ms x 1.25^i up to ~110 s: percentiles read from
 # it are within 25% of the exact value, in constant memory per minute.
-TTFT_EDGES = tuple(10 * 1.25 ** i for i in range(41))
+TTFT_EDGES = tuple(1.25 ** i for i in range(53))
 RECORDED = ("/v1", "/token")    # API routes; not probes, scrapes or the console itself
 DIALECTS = (("/v1/messages", "anthropic"), ("/v1/responses", "responses"),
             ("/v1beta/", "gemini"), ("/v1/chat/completions", "openai"))
@@ -89,20 +89,34 @@ class TrafficLog:
         deltas: dict[str, list] = {}
         for end, trace in reversed(fresh):
             wall = end + self._wall
-            self.minutes.setdefault(int(wall // 60), Minute()).add(trace)
+            minute = self.minutes.get(int(wall // 60))
+            if minute is None:
+                minute = self.minutes[int(wall // 60)] = Minute()
+            minute.add(trace)
             if trace.api_key is not None:
-                _count(deltas.setdefault(trace.api_key, [0, 0, 0, 0.0]), trace, wall)
-                _count(self.keys.setdefault(trace.api_key, [0, 0, 0, 0.0]), trace, wall)
+                totals = deltas.get(trace.api_key)
+                if totals is None:
+                    totals = deltas[trace.api_key] = [0, 0, 0, 0.0]
+                totals[0] += 1
+                totals[1] += trace.prompt_tokens or 0
+                totals[2] += trace.completion_tokens or 0
+                totals[3] = wall                # oldest first: the last is the latest
+        for key_id, (requests, prompt, completion, last) in deltas.items():
+            totals = self.keys.setdefault(key_id, [0, 0, 0, 0.0])
+            totals[0] += requests
+            totals[1] += prompt
+            totals[2] += completion
+            totals[3] = last
         oldest = int(time.time() // 60) - CHART_MINUTES
         for minute in [m for m in self.minutes if m < oldest]:
             del self.minutes[minute]
         return deltas
 
-    def rows(self, match=None, limit: int = 200) -> list[dict]:
-        """The newest requests first, as the console lists them."""
+    def rows(self, match=None, limit: int = 200, dress=lambda row: row) -> list[dict]:
+        """The newest requests first, as the console lists them (`dress` names the key)."""
         out = []
         for end, trace in reversed(self._ring):
-            row = self._row(end, trace)
+            row = dress(self._row(end, trace))
             if match is None or match(row):
                 out.append(row)
                 if len(out) >= limit:
@@ -135,9 +149,3 @@ class TrafficLog:
                         "p99": bucket.percentile(0.99)})
         return out
 
-
-def _count(totals: list, trace: Trace, wall: float) -> None:
-    totals[0] += 1
-    totals[1] += trace.prompt_tokens or 0
-    totals[2] += trace.completion_tokens or 0
-    totals[3] = max(totals[3], wall)

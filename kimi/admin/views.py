@@ -64,7 +64,7 @@ async def traffic(request: web.Request) -> web.Response:
         row["key"] = names[key]
         return row
     match = _matcher(request)
-    rows = console.traffic.rows(lambda r: match is None or match(named(r)), limit)
+    rows = console.traffic.rows(lambda r: match is None or match(r), limit, named)
     return web.json_response({"data": rows})
 
 
