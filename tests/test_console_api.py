@@ -8,7 +8,7 @@ import aiohttp
 import openai
 import pytest
 
-from kimi.emulator import mint_access_token
+from kimi.emulator import Fault, Reply, mint_access_token
 
 ADMIN = "admin-key-for-tests-0123456789"
 HELLO = [{"role": "user", "content": "console test prompt \u00e9"}]
@@ -121,6 +121,36 @@ async def test_accounts_add_validate_disable_enable_remove(cgw, admin, emu, toke
     await admin.call("DELETE", f"accounts/{added['id']}")
     assert [a["id"] for a in (await admin.call("GET", "accounts"))["data"]] == [config_id]
     assert not any(token in t or second in t for t in admin.texts)
+
+
+async def test_cooling_and_dead_accounts_say_why_and_for_how_long(cgw, admin, emu):
+    emu.state.replies.append(Reply(fault=Fault("http", status=429, code="resource_exhausted",
+                                               retry_after=120)))
+    with pytest.raises(openai.RateLimitError):
+        await cgw.client().chat.completions.create(model="kimi", messages=HELLO)
+    [row] = (await admin.call("GET", "accounts"))["data"]
+    assert row["state"] == "cooling" and "rate limited" in row["reason"]
+    assert 100 < row["cooling_left"] <= 120
+    second = (await admin.call("POST", "accounts", {"token": mint_access_token("user-2")},
+                               status=201))["id"]
+    emu.state.replies.append(Reply(fault=Fault("http", status=401)))
+    with pytest.raises(openai.APIStatusError):
+        await cgw.client().chat.completions.create(model="kimi", messages=HELLO)
+    rows = {a["id"]: a for a in (await admin.call("GET", "accounts"))["data"]}
+    assert rows[second]["state"] == "dead" and "rejected the token" in rows[second]["reason"]
+    assert rows[second]["cooling_left"] is None
+
+
+async def test_a_refresh_token_is_refreshed_before_it_is_saved(cgw, admin, emu):
+    rt = emu.state.issue_refresh_token("user-3")
+    added = await admin.call("POST", "accounts", {"token": rt}, status=201)
+    row = {a["id"]: a for a in (await admin.call("GET", "accounts"))["data"]}[added["id"]]
+    assert row["token_kind"] == "refresh" and row["has_refresh_token"]
+    assert row["last_refresh"] is not None and row["next_refresh"] > row["last_refresh"]
+    assert row["access_expires_at"] > row["next_refresh"]
+    spent = await admin.call("POST", "accounts", {"token": emu.state.issue_refresh_token("x")[:-3]},
+                             status=400)
+    assert "Kimi did not accept the token" in spent["error"]["message"]
 
 
 async def test_added_accounts_and_flags_survive_a_restart(cgw, admin, start_gateway, token):

@@ -41,3 +41,10 @@ class Console:
         if scope == "server":
             return "no key (server accounts)"
         return f"pass-through token {scope}"
+
+
+def console_for(request: web.Request) -> Console:
+    """The console, once the request is known to come from its operator."""
+    console = request.app[CONSOLE]
+    console.sessions.check(request)
+    return console

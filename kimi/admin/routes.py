@@ -14,7 +14,7 @@ from .. import __version__
 from ..errors import InvalidRequest
 from ..web.body import read_json
 from ..web.keys import STARTED_AT
-from .console import CONSOLE, Console
+from .console import CONSOLE, console_for
 from .session import COOKIE
 from .views import add_views
 
@@ -75,14 +75,8 @@ async def style(request: web.Request) -> web.Response:
     return _asset("console.css")       # the login page uses it too; it holds no data
 
 
-def _console(request: web.Request) -> Console:
-    console = request.app[CONSOLE]
-    console.sessions.check(request)
-    return console
-
-
 async def overview(request: web.Request) -> web.Response:
-    console = _console(request)
+    console = console_for(request)
     await console.fold()
     return web.json_response({"version": __version__,
                               "uptime": time.time() - request.app[STARTED_AT], "now": time.time()})
@@ -91,19 +85,19 @@ async def overview(request: web.Request) -> web.Response:
 # --- accounts -------------------------------------------------------------------------------
 
 async def accounts(request: web.Request) -> web.Response:
-    console = _console(request)
+    console = console_for(request)
     return web.json_response({"data": console.accounts.listing(console.refresh_margin)})
 
 
 async def add_account(request: web.Request) -> web.Response:
-    console = _console(request)
+    console = console_for(request)
     body = await read_json(request)
     account = await console.accounts.add(body.get("token") if isinstance(body, dict) else None)
     return web.json_response({"id": account.alias}, status=201)
 
 
 async def account_action(request: web.Request) -> web.Response:
-    console = _console(request)
+    console = console_for(request)
     alias, action = request.match_info["id"], request.match_info["action"]
     if action not in ("disable", "enable"):
         raise InvalidRequest(f"unknown account action '{action}' (disable or enable)")
@@ -112,7 +106,7 @@ async def account_action(request: web.Request) -> web.Response:
 
 
 async def remove_account(request: web.Request) -> web.Response:
-    console = _console(request)
+    console = console_for(request)
     await console.accounts.remove(request.match_info["id"])
     return web.json_response({"id": request.match_info["id"], "deleted": True})
 
@@ -120,7 +114,7 @@ async def remove_account(request: web.Request) -> web.Response:
 # --- API keys -------------------------------------------------------------------------------
 
 async def keys(request: web.Request) -> web.Response:
-    console = _console(request)
+    console = console_for(request)
     await console.fold()
     since_start = console.traffic.keys
     data = [{"id": str(i), "name": console.keys.name_of(str(i)), "source": "config",
@@ -141,7 +135,7 @@ def _usage(totals: list | None) -> dict:
 
 
 async def create_key(request: web.Request) -> web.Response:
-    console = _console(request)
+    console = console_for(request)
     body = await read_json(request)
     key, secret = await console.keys.create(body.get("name") if isinstance(body, dict) else None)
     # The only time the secret leaves the gateway: the store keeps its hash.
@@ -149,7 +143,7 @@ async def create_key(request: web.Request) -> web.Response:
 
 
 async def revoke_key(request: web.Request) -> web.Response:
-    console = _console(request)
+    console = console_for(request)
     key = await console.keys.revoke(request.match_info["id"])
     return web.json_response({"id": key.id, "revoked_at": key.revoked_at})
 

@@ -5,16 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..errors import InvalidRequest
-from .console import CONSOLE, Console
+from .console import console_for
 
 FILTERS = ("key", "model", "dialect", "account", "status")
 MAX_ROWS = 500
-
-
-def _console(request: web.Request) -> Console:
-    console = request.app[CONSOLE]
-    console.sessions.check(request)
-    return console
 
 
 def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -53,7 +47,7 @@ def _status_matches(row: dict, value: str) -> bool:
 
 
 async def traffic(request: web.Request) -> web.Response:
-    console = _console(request)
+    console = console_for(request)
     limit = _int(request, "limit", 200, 1, MAX_ROWS)
     names = {}
 
@@ -69,14 +63,14 @@ async def traffic(request: web.Request) -> web.Response:
 
 
 async def series(request: web.Request) -> web.Response:
-    console = _console(request)
+    console = console_for(request)
     await console.fold()
     minutes = _int(request, "minutes", 60, 5, 360)
     return web.json_response({"minutes": minutes, "data": console.traffic.series(minutes)})
 
 
 async def conversations(request: web.Request) -> web.Response:
-    console = _console(request)
+    console = console_for(request)
     data = [{"scope": scope, "name": console.scope_name(scope), "count": count,
              "automatic": auto or 0}
             for scope, count, auto in await console.repo.conversation_counts()]
@@ -84,7 +78,7 @@ async def conversations(request: web.Request) -> web.Response:
 
 
 async def scope_conversations(request: web.Request) -> web.Response:
-    console = _console(request)
+    console = console_for(request)
     scope = request.match_info["scope"]
     rows = await console.repo.conversations(scope)
     data = [{"id": cid, "model": model, "automatic": bool(auto), "created_at": created,
@@ -94,7 +88,7 @@ async def scope_conversations(request: web.Request) -> web.Response:
 
 
 async def delete_conversation(request: web.Request) -> web.Response:
-    console = _console(request)
+    console = console_for(request)
     scope, cid = request.match_info["scope"], request.match_info["id"]
     # The service deletes the Kimi chat too, under the conversation's lock.
     await console.service.delete_conversation(scope, cid)
