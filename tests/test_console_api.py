@@ -75,6 +75,8 @@ async def test_login_sets_a_strict_session_cookie_and_changes_need_the_console_h
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
         async with s.post(cgw.url + "/admin/login", data={"key": "nope"}) as resp:
             assert resp.status == 401 and "not the admin key" in await resp.text()
+        async with s.post(cgw.url + "/admin/login", data={"key": "k" * 10_000}) as resp:
+            assert resp.status == 413
         async with s.post(cgw.url + "/admin/login", data={"key": ADMIN},
                           allow_redirects=False) as resp:
             assert resp.status == 303 and resp.headers["Location"] == "/admin"

@@ -59,6 +59,7 @@ class ConsoleAccounts:
         if problem is not None:
             if account.session is not None:
                 await account.session.close()
+            await self.repo.delete_account(account.alias)   # tokens a refresh may have stored
             raise InvalidRequest(f"Kimi did not accept the token: {problem}", param="token",
                                  code="invalid_kimi_token")
         await self.repo.save_account(account.alias, token, False)

@@ -11,7 +11,7 @@ from importlib.resources import files
 from aiohttp import web
 
 from .. import __version__
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, PayloadTooLarge
 from ..web.body import read_json
 from ..web.keys import STARTED_AT
 from .console import CONSOLE, console_for
@@ -28,6 +28,7 @@ HEADERS = {
                                "form-action 'self'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY"}
+MAX_LOGIN_BODY = 4096       # bytes: read before the key is known, so kept small
 FAILED_LOGIN_DELAY = 0.5     # seconds: slows a key-guessing loop, costs a person nothing
 
 
@@ -49,6 +50,8 @@ async def page(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     sessions = request.app[CONSOLE].sessions
+    if (request.content_length or 0) > MAX_LOGIN_BODY or request.content_length is None:
+        raise PayloadTooLarge("a login form is a key, not a large body", code="login_too_large")
     form = await request.post()
     key = form.get("key")
     if not isinstance(key, str) or not sessions.key_matches(key.strip()):
