@@ -77,16 +77,13 @@ class ConsoleAccounts:
 
     async def set_disabled(self, alias: str, disabled: bool) -> Account:
         account = self._require(alias)
-        token = None if alias in self.config_aliases else await self._stored_token(alias)
-        await self.repo.save_account(alias, token, disabled)
+        # A console account's row exists (only its flag changes); a config one gets a row.
+        await self.repo.save_account(alias, None, disabled)
         if disabled and alias not in self.disabled:
             self._detach(account)
         elif not disabled and alias in self.disabled:
             self.pool.accounts.append(self.disabled.pop(alias))
         return account
-
-    async def _stored_token(self, alias: str) -> str | None:
-        return next((t for a, t, _ in await self.repo.accounts() if a == alias), None)
 
     async def remove(self, alias: str) -> None:
         account = self._require(alias)

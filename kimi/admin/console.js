@@ -211,12 +211,18 @@ function frame(svg, top) {
   return { w, y0, plotH, plotW: w - PAD.left - PAD.right };
 }
 
+function niceCeil(v) {
+  // The axis top: 1, 2 or 5 times a power of ten, so the middle line is a round number.
+  const p = 10 ** Math.floor(Math.log10(v));
+  return [1, 2, 5, 10].map((m) => m * p).find((t) => t >= v);
+}
+
 function niceNumber(v) {
   return v >= 1000 ? `${(v / 1000).toFixed(1)}k` : String(Math.round(v * 10) / 10);
 }
 
 function bars(svg, values) {
-  const top = Math.max(1, ...values);
+  const top = niceCeil(Math.max(1, ...values));
   const f = frame(svg, top), step = f.plotW / values.length;
   values.forEach((v, i) => {
     if (!v) return;
@@ -230,7 +236,7 @@ function bars(svg, values) {
 
 function lines(svg, series, fixedTop) {
   const all = series.flat().filter((v) => v !== null);
-  const top = fixedTop || Math.max(1, ...all);
+  const top = fixedTop || niceCeil(Math.max(1, ...all));
   const f = frame(svg, top), step = f.plotW / Math.max(1, series[0].length);
   series.forEach((values, s) => {
     let path = "";
@@ -285,7 +291,8 @@ async function show() {
   const page = PAGES.includes(location.hash.slice(1)) ? location.hash.slice(1) : "accounts";
   if (page !== current) notice("");
   current = page;
-  for (const p of PAGES) $(`#${p}`).hidden = p !== page;
+  // Sections are #page-<name>, not #<name>: a tab link changes the hash without scrolling.
+  for (const p of PAGES) $(`#page-${p}`).hidden = p !== page;
   for (const a of document.querySelectorAll("#tabs a")) a.classList.toggle("active", a.dataset.tab === page);
   await refresh();
 }
