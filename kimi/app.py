@@ -15,7 +15,8 @@ from .admin.console import CONSOLE, TRAFFIC, Console
 from .admin.keys import ApiKeys
 from .admin.session import Sessions
 from .admin.traffic import TrafficLog
-from .api import admin_routes, openai_routes
+from .api import admin_routes
+from .api.openai import routes as openai_routes
 from .canonical.models import ModelCatalogue
 from .chat.addresses import AddressPolicy
 from .chat.attachments import AttachmentService
@@ -31,6 +32,7 @@ from .upstream.accounts import AccountPool
 from .upstream.auth import TokenManager
 from .upstream.catalog import CatalogueRefresher
 from .upstream.client import KimiClient
+from .upstream.kimi import KimiUpstream
 from .upstream.files import FileUploader
 from .usage import load_counter
 from .web.home import home
@@ -82,8 +84,11 @@ async def _services(app: web.Application):
                                   ttl_seconds=config.store.conversation_ttl_days * 86400,
                                   auto_ttl_seconds=config.store.auto_continue_minutes * 60)
     attachments = await _attachments(config, client, store)
-    service = ChatService(pool, client, tokens, conversations, attachments=attachments,
-                          delete_chats=config.kimi.delete_chats, overflow=config.store.overflow)
+    upstream = KimiUpstream(client, pool, tokens, attachments)
+    service = ChatService(pool, upstream, conversations, attachments=attachments,
+                          counter=app[TOKEN_COUNTER], delete_chats=config.kimi.delete_chats,
+                          overflow=config.store.overflow, think_tags=config.kimi.think_tags,
+                          retries=config.tools.retries)
     app[SERVICE] = service
     for account in pool.accounts:
         await tokens.restore(account)
@@ -93,7 +98,7 @@ async def _services(app: web.Application):
                   loop.create_task(_every(60.0, service.purge_expired))]
     if CONSOLE in app:
         background.append(loop.create_task(_every(10.0, app[CONSOLE].fold)))
-    catalogue = _catalogue_task(app, client, pool, service)
+    catalogue = _catalogue_task(app, client, pool, tokens)
     if catalogue is not None:
         background.append(catalogue)
     yield
@@ -140,14 +145,14 @@ async def _every(seconds: float, job, *arg_factories) -> None:
 
 
 def _catalogue_task(app: web.Application, client: KimiClient, pool: AccountPool,
-                    service: ChatService) -> asyncio.Task | None:
+                    tokens: TokenManager) -> asyncio.Task | None:
     """Refresh the live model catalogue in the background with the first configured account;
     with no server account there is no token to ask with, and the static table stands."""
     if not pool.accounts:
         return None
     account = pool.accounts[0]
     refresher = CatalogueRefresher(app[CATALOGUE], client, pool.session(account),
-                                   lambda: service.tokens.access_token(account),
+                                   lambda: tokens.access_token(account),
                                    app[CONFIG].kimi.models_refresh_seconds)
     return asyncio.get_running_loop().create_task(refresher.run())
 

@@ -66,6 +66,11 @@ class FilesConfig:
 
 
 @dataclass(frozen=True)
+class ToolsConfig:
+    retries: int = 1
+
+
+@dataclass(frozen=True)
 class AdminConfig:
     key: str = ""                   # empty: no console, /admin answers 404
     traffic_records: int = 10000    # requests kept in memory for the traffic list
@@ -79,12 +84,13 @@ class Config:
     pool: PoolConfig = field(default_factory=PoolConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     files: FilesConfig = field(default_factory=FilesConfig)
+    tools: ToolsConfig = field(default_factory=ToolsConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     source: str = "<defaults>"
 
 
 SECTIONS = {"server": ServerConfig, "kimi": KimiConfig, "pool": PoolConfig, "store": StoreConfig,
-            "files": FilesConfig, "admin": AdminConfig}
+            "files": FilesConfig, "tools": ToolsConfig, "admin": AdminConfig}
 
 # Environment variable -> (section, key). Lists are comma-separated.
 ENV_OVERRIDES = {
@@ -157,7 +163,7 @@ def _build(section: str, cls, values: dict):
 
 
 CHOICES = {"overflow": ("error", "rotate"), "log_level": ("debug", "info", "warning", "error")}
-MAY_BE_ZERO = {"auto_continue_minutes", "refresh_margin_seconds", "dedupe_ttl_hours"}
+MAY_BE_ZERO = {"auto_continue_minutes", "refresh_margin_seconds", "dedupe_ttl_hours", "retries"}
 
 
 def _check_value(name: str, key: str, value) -> None:
@@ -167,6 +173,8 @@ def _check_value(name: str, key: str, value) -> None:
         raise ConfigError(f"{name} must be one of {', '.join(CHOICES[key])}, got {value!r}")
     if key == "port" and not 1 <= value <= 65535:
         raise ConfigError(f"{name} must be between 1 and 65535, got {value}")
+    if key == "retries" and not 0 <= value <= 2:
+        raise ConfigError(f"{name} must be 0, 1 or 2, got {value}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if value < 0 or (value == 0 and key not in MAY_BE_ZERO):
             raise ConfigError(f"{name} must be {'0 or more' if key in MAY_BE_ZERO else 'more than 0'}, "

@@ -35,16 +35,18 @@ class StopMatcher:
         self.stops = tuple(s for s in stops if s)
         self._pending = ""
 
-    def feed(self, text: str) -> tuple[str, bool]:
+    def feed(self, text: str) -> tuple[str, str | None]:
+        """(text to show, the stop sequence that ended it or None)."""
         buf = self._pending + text
-        hits = [i for i in (buf.find(s) for s in self.stops) if i >= 0]
+        hits = [(i, s) for i, s in ((buf.find(s), s) for s in self.stops) if i >= 0]
         if hits:
             self._pending = ""
-            return buf[:min(hits)], True
+            at, stop = min(hits, key=lambda h: h[0])
+            return buf[:at], stop
         hold = max((k for s in self.stops for k in range(1, min(len(s), len(buf) + 1))
                     if buf.endswith(s[:k])), default=0)
         self._pending = buf[len(buf) - hold:] if hold else ""
-        return buf[:len(buf) - hold], False
+        return buf[:len(buf) - hold], None
 
     def flush(self) -> str:
         tail, self._pending = self._pending, ""
@@ -97,6 +99,7 @@ class AnswerShaper:
         self.content = 0            # characters of content sent
         self.answered = 0           # answer characters sent
         self.cut: str | None = None     # finish reason when we end the answer ourselves
+        self.stop_sequence: str | None = None   # the stop sequence that cut it
         self.finished = False
         self._thinking = False
         self._spans: list = []      # (start, end, source) in answer coordinates, not yet sent
@@ -135,14 +138,15 @@ class AnswerShaper:
         if self.cut is None:
             out += self._uncited()
         self.finished = True
-        return out + [Finish(self.cut or ev.reason, None if self.cut else ev.message)]
+        return out + [Finish(self.cut or ev.reason, None if self.cut else ev.message,
+                             self.stop_sequence)]
 
     def _answer(self, out: list, text: str, final: bool = False) -> list:
         """Send answer text (stop and cap applied) with the annotations it completes."""
         if self.stop is not None:
             text, hit = self.stop.feed(text)
-            if hit:
-                self.cut = "stop"
+            if hit is not None:
+                self.cut, self.stop_sequence = "stop", hit
             elif final:
                 text += self.stop.flush()
         text = self._capped(text)
