@@ -29,8 +29,9 @@ def test_each_record_is_folded_once():
     log = TrafficLog(100)
     for _ in range(3):
         log.observe(API, trace(), time.monotonic())
-    assert log.fold() == {"ak_1": [3, 9, 15, log.keys["ak_1"][3]]}
-    assert log.fold() == {}
+    assert log.fold(2) == ({"ak_1": [2, 6, 10, log.keys["ak_1"][3]]}, True)
+    assert log.fold(2) == ({"ak_1": [1, 3, 5, log.keys["ak_1"][3]]}, False)
+    assert log.fold() == ({}, False)
     log.observe(API, trace(status=502, key=None), time.monotonic())
     log.fold()
     [point] = log.series(1)

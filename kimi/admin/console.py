@@ -3,6 +3,7 @@ keys it made, the traffic record, the login sessions, and the store queries it n
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -13,6 +14,7 @@ from .keys import ApiKeys
 from .session import Sessions
 from .traffic import TrafficLog
 
+FOLD_SLICE = 500            # records folded between two turns of the event loop
 CONSOLE = web.AppKey("console", object)     # Console, when [admin] key is set
 TRAFFIC = web.AppKey("traffic", TrafficLog)
 
@@ -28,8 +30,14 @@ class Console:
     refresh_margin: float
 
     async def fold(self) -> None:
-        """Bring the charts and per-key totals up to date (and the stored key counters)."""
-        await self.keys.add_usage(self.traffic.fold())
+        """Bring the charts and per-key totals up to date (and the stored key counters), a
+        slice at a time with the event loop free in between."""
+        while True:
+            deltas, more = self.traffic.fold(FOLD_SLICE)
+            await self.keys.add_usage(deltas)
+            if not more:
+                return
+            await asyncio.sleep(0)
 
     def key_name(self, key_id: str | None) -> str | None:
         return self.keys.name_of(key_id) if key_id is not None else None

@@ -76,18 +76,24 @@ class TrafficLog:
         if request.path.startswith(RECORDED):
             self._ring.append((now, trace))
 
-    def fold(self) -> dict[str, list]:
-        """Bring the minute buckets and key totals up to date; returns the per-key deltas."""
+    def fold(self, most: int | None = None) -> tuple[dict[str, list], bool]:
+        """Fold the oldest unfolded records (at most `most`) into the minute buckets and key
+        totals. Returns the per-key deltas, and whether records are left to fold: a caller
+        on the event loop folds in slices so that no request waits for a whole ring."""
         fresh = []
         for end, trace in reversed(self._ring):
             if end <= self._folded:
                 break
             fresh.append((end, trace))
         if not fresh:
-            return {}
-        self._folded = fresh[0][0]
+            return {}, False
+        fresh.reverse()                         # oldest first
+        more = most is not None and len(fresh) > most
+        if more:
+            fresh = fresh[:most]
+        self._folded = fresh[-1][0]
         deltas: dict[str, list] = {}
-        for end, trace in reversed(fresh):
+        for end, trace in fresh:
             wall = end + self._wall
             minute = self.minutes.get(int(wall // 60))
             if minute is None:
@@ -110,7 +116,7 @@ class TrafficLog:
         oldest = int(time.time() // 60) - CHART_MINUTES
         for minute in [m for m in self.minutes if m < oldest]:
             del self.minutes[minute]
-        return deltas
+        return deltas, more
 
     def rows(self, match=None, limit: int = 200, dress=lambda row: row) -> list[dict]:
         """The newest requests first, as the console lists them (`dress` names the key)."""
