@@ -163,6 +163,7 @@ def _build(section: str, cls, values: dict):
 
 
 CHOICES = {"overflow": ("error", "rotate"), "log_level": ("debug", "info", "warning", "error")}
+MIN_ADMIN_KEY = 16
 MAY_BE_ZERO = {"auto_continue_minutes", "refresh_margin_seconds", "dedupe_ttl_hours", "retries"}
 
 
@@ -171,6 +172,9 @@ def _check_value(name: str, key: str, value) -> None:
     flood the client, a mistyped mode would silently be the default)."""
     if key in CHOICES and value not in CHOICES[key]:
         raise ConfigError(f"{name} must be one of {', '.join(CHOICES[key])}, got {value!r}")
+    if key == "key" and value and len(value) < MIN_ADMIN_KEY:
+        raise ConfigError(f"{name} must be at least {MIN_ADMIN_KEY} characters (it opens the "
+                          "operator console), or empty to turn the console off")
     if key == "port" and not 1 <= value <= 65535:
         raise ConfigError(f"{name} must be between 1 and 65535, got {value}")
     if key == "retries" and not 0 <= value <= 2:

@@ -8,6 +8,7 @@ import aiohttp
 import openai
 import pytest
 
+from kimi.config import ConfigError, load_config
 from kimi.emulator import Fault, Reply, mint_access_token
 
 ADMIN = "admin-key-for-tests-0123456789"
@@ -229,3 +230,16 @@ async def test_bad_input_gets_a_clear_error(cgw, admin):
     await admin.call("POST", "accounts/acct-nope/explode", {}, status=400)
     await admin.call("DELETE", "keys/ak_nope", status=404)
     await admin.call("DELETE", "keys/0", status=404)
+
+
+def test_a_short_admin_key_stops_startup(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[admin]\nkey = "short"\n')
+    with pytest.raises(ConfigError, match=r"\[admin\] key must be at least 16 characters"):
+        load_config(str(path), env={})
+    assert load_config(None, env={"ADMIN_KEY": ADMIN}).admin.key == ADMIN
+
+
+async def test_the_console_address_with_a_slash_leads_to_it(cgw):
+    status, headers, _ = await get(cgw.url + "/admin/")
+    assert status == 302 and headers["Location"] == "/admin"

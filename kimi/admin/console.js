@@ -158,6 +158,18 @@ async function addKey(ev) {
   } catch (e) { notice(e.message, true); }
 }
 
+async function copySecret() {
+  const code = $("#secret-value");
+  try {
+    await navigator.clipboard.writeText(code.textContent);
+    notice("Copied.");
+  } catch (e) {
+    // Browsers allow the clipboard only on HTTPS (or localhost): select it for Ctrl+C instead.
+    getSelection().selectAllChildren(code);
+    notice("Selected: copy it with Ctrl+C.");
+  }
+}
+
 // --- traffic --------------------------------------------------------------------------------
 function filters() {
   const form = new FormData($("#filters"));
@@ -307,7 +319,7 @@ async function refresh() {
 async function start() {
   $("#add-account").addEventListener("submit", addAccount);
   $("#add-key").addEventListener("submit", addKey);
-  $("#copy-secret").addEventListener("click", () => navigator.clipboard.writeText($("#secret-value").textContent));
+  $("#copy-secret").addEventListener("click", copySecret);
   $("#hide-secret").addEventListener("click", () => { $("#new-secret").hidden = true; $("#secret-value").textContent = ""; });
   $("#filters").addEventListener("change", refresh);
   $("#filters").addEventListener("submit", (ev) => { ev.preventDefault(); refresh(); });

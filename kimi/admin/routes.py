@@ -48,6 +48,10 @@ async def page(request: web.Request) -> web.Response:
     return _login_page()
 
 
+async def to_page(request: web.Request) -> web.Response:
+    return web.Response(status=302, headers={"Location": "/admin"})
+
+
 async def login(request: web.Request) -> web.Response:
     sessions = request.app[CONSOLE].sessions
     if (request.content_length or 0) > MAX_LOGIN_BODY or request.content_length is None:
@@ -153,6 +157,7 @@ async def revoke_key(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/admin", page)
+    app.router.add_get("/admin/", to_page)
     app.router.add_post("/admin/login", login)
     app.router.add_post("/admin/logout", logout)
     app.router.add_get("/admin/console.js", script)
