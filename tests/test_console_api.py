@@ -1,6 +1,7 @@
 """The operator console's JSON API and login, against a real gateway and the emulator: off
 without [admin] key, never cached, no secret in any answer, changes live and persisted."""
 
+import asyncio
 import hashlib
 import re
 
@@ -142,6 +143,21 @@ async def test_cooling_and_dead_accounts_say_why_and_for_how_long(cgw, admin, em
     rows = {a["id"]: a for a in (await admin.call("GET", "accounts"))["data"]}
     assert rows[second]["state"] == "dead" and "rejected the token" in rows[second]["reason"]
     assert rows[second]["cooling_left"] is None
+
+
+async def test_streams_in_flight_show_while_an_answer_runs(cgw, admin, emu):
+    emu.state.replies.append(Reply(pause=1.5))
+    ask = asyncio.ensure_future(cgw.client().chat.completions.create(model="kimi",
+                                                                     messages=HELLO))
+    for _ in range(50):
+        [row] = (await admin.call("GET", "accounts"))["data"]
+        if row["in_flight"]:
+            break
+        await asyncio.sleep(0.05)
+    assert row["in_flight"] == 1
+    await ask
+    [row] = (await admin.call("GET", "accounts"))["data"]
+    assert row["in_flight"] == 0 and row["last_used"] is not None
 
 
 async def test_a_refresh_token_is_refreshed_before_it_is_saved(cgw, admin, emu):
