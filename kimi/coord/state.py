@@ -2,7 +2,8 @@
 
 - one process (the default): the SQLite file and in-process locks, nothing else to run;
 - several replicas: PostgreSQL (`[store] url`) for what must last, a Redis-protocol server
-  (`[coordination] redis_url`) for leases, locks and cooldowns.
+  (`[coordination] redis_url`) for leases, locks and cooldowns. The operator console's rows
+  (accounts and API keys added there, its traffic record) stay in each replica's SQLite file.
 
 `kimi.app` asks `open_state` for the ports and wires them; asyncpg and redis are imported only
 when configured (the `shared` extra).
@@ -27,6 +28,7 @@ class State:
     locks: object = field(default_factory=LocalLocks)
     leases: object = field(default_factory=LocalLeases)
     jobs: object = field(default_factory=LocalJobs)
+    sqlite: object = None               # the SQLite Store: the operator console's rows
     probes: dict = field(default_factory=dict)     # name -> async () -> bool, for /readyz
     closers: list = field(default_factory=list)
     shared_leases: bool = False
@@ -37,22 +39,27 @@ class State:
 
 
 async def open_state(config: Config) -> State:
+    from ..store.sqlite import Store
     upload_ttl = config.files.dedupe_ttl_hours * 3600
+    store = Store(config.store.path)
+    await store.open()
     if config.store.url:
         from ..store.postgres import PgConversationRepo, PgStore, PgTokenVault, PgUploadStore
         pg = PgStore(config.store.url)
-        await pg.open()
+        try:
+            await pg.open()
+        except BaseException:
+            await store.close()
+            raise
         state = State(PgTokenVault(pg), PgConversationRepo(pg), PgUploadStore(pg, upload_ttl),
-                      probes={"postgresql": pg.ping}, closers=[pg.close])
+                      probes={"postgresql": pg.ping}, closers=[store.close, pg.close])
     else:
         from ..store.conversations import ConversationRepo
-        from ..store.sqlite import Store
         from ..store.uploads import UploadStore
         from ..store.vault import LocalTokenVault
-        store = Store(config.store.path)
-        await store.open()
         state = State(LocalTokenVault(store), ConversationRepo(store),
                       UploadStore(store, upload_ttl), closers=[store.close])
+    state.sqlite = store
     await state.uploads.purge()
     if config.coordination.redis_url:
         from .redis import RedisCoord
