@@ -73,4 +73,7 @@ async def open_state(config: Config) -> State:
     elif config.store.url:
         log.warning("[store] url is set but [coordination] redis_url is not: run one replica "
                     "only (several need Redis for leases and locks)")
+    if config.store.url and config.admin.key:
+        log.warning("the operator console keeps its accounts and API keys in this replica's "
+                    "SQLite file: what it adds is not seen by the other replicas")
     return state
