@@ -26,9 +26,10 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.clients import direct_stream, gateway_stream, new_session  # noqa: E402
-from bench.phases import PROMPT, _closed_loop  # noqa: E402
+from bench.phases import PROMPT  # noqa: E402
 from bench.procs import ROOT, _has_uvloop, _wait_http, free_port, gateway_config  # noqa: E402
 from bench.procstat import percentile  # noqa: E402
+from bench.report import write_benchmarks  # noqa: E402
 from bench.servers import Postgres, RedisServer  # noqa: E402
 from kimi.emulator import mint_access_token  # noqa: E402
 
@@ -130,14 +131,23 @@ async def measure(s, urls: dict, direct: list[str], quick: bool) -> dict:
             out[f"g{conc}_p{p}"] = percentile(got["g"], p) * 1000 - d
             out[f"n{conc}_p{p}"] = percentile(got["n"], p) * 1000 - d
 
-    async def one() -> int:
-        res = await gateway_stream(s, urls["g"], PROMPT)
-        if not res.ok:
-            raise RuntimeError("a stream failed in the throughput run")
-        return 1
-    done, wall = await _closed_loop(2.0 if quick else 6.0, 50, one)
-    out["streams_per_s"] = done / wall
+    out["streams_per_s"] = await streams_per_second(s, urls["g"], 2.0 if quick else 6.0)
     return out
+
+
+async def streams_per_second(s, url: str, seconds: float, workers: int = 50) -> float:
+    """`workers` loops, each starting the next stream as one ends, for `seconds`."""
+    deadline, done = time.monotonic() + seconds, 0
+
+    async def worker() -> None:
+        nonlocal done
+        while time.monotonic() < deadline:
+            if not (await gateway_stream(s, url, PROMPT)).ok:
+                raise RuntimeError("a stream failed in the throughput run")
+            done += 1
+    t0 = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return done / (time.monotonic() - t0)
 
 
 async def run(quick: bool, workdir: str) -> dict:
@@ -216,26 +226,13 @@ def render(results: dict, quick: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(table: str, path: str | None = None) -> None:
-    path = path or os.path.join(ROOT, "BENCHMARKS.md")
-    with open(path) as f:
-        text = f.read()
-    block = f"{BEGIN}\n{table}{END}"
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n## Several replicas\n\n" + block + "\n"
-    with open(path, "w") as f:
-        f.write(text)
-
-
 def main(quick: bool, write_file: bool = True) -> int:
     with tempfile.TemporaryDirectory(prefix="kimi-bench-replicas-") as workdir:
         results = asyncio.run(run(quick, workdir))
     table = render(results, quick)
     print(table)
     if write_file:
-        write(table)
+        write_benchmarks(table, markers=(BEGIN, END), heading="## Several replicas\n\n")
     return 0
 
 
