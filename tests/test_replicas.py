@@ -274,3 +274,21 @@ def test_a_wrong_shared_state_url_is_a_config_error(tmp_path, section, key, valu
     cfg.write_text(f'[{section}]\n{key} = "{value}"\n')
     with pytest.raises(ConfigError, match=f"\\[{section}\\] {key} must be a"):
         load_config(str(cfg), env={})
+
+
+async def test_an_account_found_dead_on_one_replica_is_skipped_by_the_other(
+        start_gateway, emu, postgres_url, redis_url):
+    dead, good = mint_access_token("user-dead"), mint_access_token("user-good")
+    shared = dict(kimi={"tokens": (dead, good)}, store={"url": postgres_url},
+                  coordination={"redis_url": redis_url})
+    a, b = await start_gateway(**shared), await start_gateway(**shared)
+    emu.state.revoked_subs.add("user-dead")
+    async with aiohttp.ClientSession() as s:
+        for _ in range(2):          # a finds the dead one (and fails over to the good one)
+            assert (await chat(s, a.url, "on a", stream=False))[0] == 200
+        tried = len(emu.state.chat_requests)
+        for _ in range(3):
+            assert (await chat(s, b.url, "on b", stream=False))[0] == 200
+    assert len(emu.state.chat_requests) == tried + 3      # b never tried the dead account
+    [status] = [x for x in b.service.account_status() if x["state"] != "healthy"]
+    assert status["state"] == "cooling"

@@ -4,8 +4,8 @@ The local pool (`kimi.upstream.accounts.AccountPool`) picks an account by its ow
 wrapper then takes the account's lease from the `AccountLeases` port, so the one-stream rule
 holds across replicas. An account leased by another replica is set aside for this request and
 the next one is tried; when all are taken elsewhere the request polls until the queue timeout.
-A cooldown found on the lease server is applied locally, and one set here is published there,
-so every replica sees it. Everything else is the local pool's (delegated).
+A cooldown found on the lease server is applied locally, and one set here (or an account
+found dead) is published there, so every replica sees it. Everything else is the local pool's (delegated).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from ..errors import GatewayError, RateLimited
 
 class LeasedPool:
     POLL = 0.05
+    DEAD_HOLD = 300.0       # an account found dead is skipped by the other replicas this long
 
     def __init__(self, pool, leases):
         self._pool = pool
@@ -83,6 +84,10 @@ class LeasedPool:
             wait = account.cooldown_until - time.time()
             if account.state == "cooling" and wait > 0:
                 await self.leases.cool_down(account.alias, wait, account.last_error or "")
+            elif account.state == "dead":
+                # The others would only find out by trying (a refused token, once more).
+                await self.leases.cool_down(account.alias, self.DEAD_HOLD,
+                                            account.last_error or "dead")
         except GatewayError:
             pass    # the lease server is gone; other replicas find out on their own
         finally:
