@@ -292,3 +292,26 @@ async def test_an_account_found_dead_on_one_replica_is_skipped_by_the_other(
     assert len(emu.state.chat_requests) == tried + 3      # b never tried the dead account
     [status] = [x for x in b.service.account_status() if x["state"] != "healthy"]
     assert status["state"] == "cooling"
+
+
+async def test_one_file_sent_through_both_replicas_at_once_is_uploaded_once(
+        start_gateway, emu, token, postgres_url, redis_url):
+    """The account's lease serializes the two turns; the second finds the first's upload in
+    PostgreSQL."""
+    import base64
+    shared = dict(kimi={"tokens": (token,)}, store={"url": postgres_url},
+                  coordination={"redis_url": redis_url})
+    a, b = await start_gateway(**shared), await start_gateway(**shared)
+    emu.state.upload_delay = 0.2
+    data = "data:application/pdf;base64," + base64.b64encode(b"%PDF-1.4 same bytes").decode()
+    body = {"model": "kimi", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "What is in it?"},
+        {"type": "file", "file": {"file_data": data, "filename": "a.pdf"}}]}]}
+    async with aiohttp.ClientSession() as s:
+        async def post(url):
+            async with s.post(url + "/v1/chat/completions", json=body) as r:
+                return r.status
+        assert await asyncio.gather(post(a.url), post(b.url)) == [200, 200]
+    from kimi.upstream.files import UPLOAD_PATH
+    assert sum(c.path == UPLOAD_PATH for c in emu.state.calls) == 1
+    assert len(emu.state.files) == 1
