@@ -11,6 +11,7 @@ from aiohttp import web
 
 from .api import admin_routes
 from .api import models as model_routes
+from .api.anthropic import routes as anthropic_routes
 from .api.openai import routes as openai_routes
 from .canonical.models import ModelCatalogue
 from .chat.addresses import AddressPolicy
@@ -49,6 +50,7 @@ def create_app(config: Config) -> web.Application:
     app[TRACE_HOOKS] = [app[METRICS].observe]
     app.cleanup_ctx.append(_services)
     openai_routes.add_routes(app)
+    anthropic_routes.add_routes(app)
     model_routes.add_routes(app)
     admin_routes.add_routes(app)
     app.router.add_get("/ping", ping)

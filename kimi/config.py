@@ -71,6 +71,14 @@ class ToolsConfig:
 
 
 @dataclass(frozen=True)
+class AnthropicConfig:
+    # The Kimi model each Claude family name (claude-*-opus/sonnet/haiku-*) stands for.
+    opus: str = "kimi-thinking"
+    sonnet: str = "kimi-thinking"
+    haiku: str = "kimi"
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     kimi: KimiConfig = field(default_factory=KimiConfig)
@@ -78,11 +86,12 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     files: FilesConfig = field(default_factory=FilesConfig)
     tools: ToolsConfig = field(default_factory=ToolsConfig)
+    anthropic: AnthropicConfig = field(default_factory=AnthropicConfig)
     source: str = "<defaults>"
 
 
 SECTIONS = {"server": ServerConfig, "kimi": KimiConfig, "pool": PoolConfig, "store": StoreConfig,
-            "files": FilesConfig, "tools": ToolsConfig}
+            "files": FilesConfig, "tools": ToolsConfig, "anthropic": AnthropicConfig}
 
 # Environment variable -> (section, key). Lists are comma-separated.
 ENV_OVERRIDES = {
