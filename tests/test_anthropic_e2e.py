@@ -272,9 +272,14 @@ async def test_pass_through_kimi_token_as_x_api_key(start_gateway, emu):
 
 
 async def test_openai_routes_keep_their_error_shape(gw):
-    with pytest.raises(openai.BadRequestError) as e:
+    with pytest.raises(openai.BadRequestError):
         await gw.client().chat.completions.create(model="kimi", messages=[])
-    assert "error" in e.value.body or e.value.body.get("type") != "error"
+    status, _, raw = await raw_post(gw, {"model": "kimi", "messages": []},
+                                    path="/v1/chat/completions", headers=OLD_STYLE)
+    assert status == 400 and '"param":"messages"' in raw and '"type":"error"' not in raw
+    async with aiohttp.ClientSession() as s:
+        async with s.get(gw.url + "/v1/models/nothing-here", headers=OLD_STYLE) as resp:
+            assert (await resp.json())["error"]["type"] == "not_found_error"
 
 
 @pytest.mark.parametrize("model,thinking,expected", [
@@ -322,3 +327,37 @@ async def test_kimi_context_overflow_reads_as_prompt_too_long(gw, emu):
     with pytest.raises(anthropic.BadRequestError) as e:
         await client(gw).messages.create(model="claude-sonnet-4-5", max_tokens=10, messages=HI)
     assert e.value.body["error"]["message"].startswith("prompt is too long")
+
+
+async def test_the_web_search_server_tool_turns_on_kimi_search(gw, emu):
+    emu.state.replies.append(Reply(citations="2026", chunk=3))
+    ask = [{"role": "user", "content": "search the latest news"}]
+    tools = [{"type": "web_search_20250305", "name": "web_search", "max_uses": 5}]
+    async with client(gw).messages.stream(model="claude-sonnet-4-5", max_tokens=1000,
+                                          tools=tools, messages=ask) as stream:
+        final = await stream.get_final_message()
+    sent = emu.state.chat_requests[-1]
+    assert any("SEARCH" in str(t) for t in sent.get("tools") or sent["options"].get("tools", []))
+    (text,) = final.content
+    assert "[1]" in text.text and "<tool_call" not in prompts(emu)[0]
+    assert {c.url for c in text.citations} >= {"https://example.com/r1"}
+    _, _, raw = await raw_post(gw, {"model": "claude-sonnet-4-5", "max_tokens": 1000,
+                                    "stream": True, "tools": tools, "messages": ask})
+    check_stream(raw)
+
+
+@pytest.mark.parametrize("choice,reply,expected", [
+    ({"type": "none"}, "Here is text only.", ["text"]),
+    ({"type": "any"}, CALL, ["tool_use"]),
+    ({"type": "auto", "disable_parallel_tool_use": True}, CALL + "\n" + CALL.replace("Paris", "Rome"),
+     ["tool_use"]),
+])
+async def test_tool_choice_modes(gw, emu, choice, reply, expected):
+    emu.state.replies.append(Reply(text=reply))
+    m = await client(gw).messages.create(model="claude-sonnet-4-5", max_tokens=500,
+                                         tools=[WEATHER], tool_choice=choice,
+                                         messages=[{"role": "user", "content": "Weather?"}])
+    assert [b.type for b in m.content] == expected
+    assert m.stop_reason == ("tool_use" if "tool_use" in expected else "end_turn")
+    if choice["type"] == "none":
+        assert "<tool_call" not in prompts(emu)[0].split("[CONVERSATION]")[0]

@@ -138,3 +138,25 @@ async def test_the_first_step_carries_the_whole_request_once(gw, emu):
     (sent,) = prompts(emu)
     assert sent.count("You are Claude Code") == 1 and "billing" not in sent
     assert emu.state.chat_requests[0]["options"]["thinking"] is True
+
+
+async def test_the_title_side_call_gets_json_of_its_schema(gw, emu):
+    """Claude Code's session title call: haiku, no tools, output_config.format json_schema."""
+    emu.state.replies.append(Reply(text='Sure! Here it is:\n```json\n{"title": "Fix the failing '
+                                        'add test"}\n```'))
+    body = {"model": "claude-haiku-4-5-20251001", "max_tokens": 512, "stream": False,
+            "system": [{"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1.88; "
+                                                "cc_entrypoint=cli; cch=00042;"},
+                       {"type": "text", "text": "Generate a concise, sentence-case title (3-7 "
+                                                "words). Return JSON with a single \"title\" field."}],
+            "messages": [{"role": "user", "content": "make the failing test pass"}],
+            "output_config": {"format": {"type": "json_schema", "schema": {
+                "type": "object", "properties": {"title": {"type": "string"}},
+                "required": ["title"], "additionalProperties": False}}}}
+    async with aiohttp.ClientSession() as s:
+        async with s.post(gw.url + "/v1/messages?beta=true", json=body,
+                          headers={**HEADERS, "anthropic-beta": "structured-outputs-2025-12-15"}) as r:
+            answer = await r.json()
+    assert json.loads(answer["content"][0]["text"]) == {"title": "Fix the failing add test"}
+    assert emu.state.chat_requests[0]["options"]["thinking"] is False
+    assert "billing" not in prompts(emu)[0]
