@@ -36,8 +36,17 @@ def decode_system(raw) -> list[Message]:
     else:
         raise InvalidRequest("system: must be a string or an array of text blocks",
                              param="system")
-    kept = [t for t in texts if t.strip() and not t.lstrip().startswith(BILLING_HEADER)]
+    kept = [t for t in map(_without_billing, texts) if t.strip()]
     return [Message(role="system", text="\n\n".join(kept))] if kept else []
+
+
+def _without_billing(text: str) -> str:
+    """The text without a leading billing header line (alone in its block, as Claude Code
+    sends it, or the first line of a system string)."""
+    if not text.lstrip().startswith(BILLING_HEADER):
+        return text
+    _, newline, rest = text.lstrip().partition("\n")
+    return rest if newline else ""
 
 
 def decode_content(role: str, content, where: str) -> list[Message]:

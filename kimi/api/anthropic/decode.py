@@ -26,7 +26,7 @@ SEARCH_TOOLS = ("web_search",)
 class Decoded:
     req: ChatRequest
     show_thinking: bool         # the answer carries thinking blocks (the request enabled them)
-    max_tokens: int | None      # as asked; 0 is a cache pre-warm that needs no answer
+    max_tokens: int | None      # as asked (0 and 1 are answered without Kimi: routes.py)
 
 
 def decode_messages_request(body, resolve, aliases, *, count_only: bool = False) -> Decoded:
