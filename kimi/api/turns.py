@@ -14,7 +14,7 @@ from ..chat.turn import count_prompt
 from ..web.auth import caller_of
 from ..web.keys import CONFIG, SERVICE, TOKEN_COUNTER
 from ..web.middleware import TRACE
-from ..web.sse import SSEStream
+from ..web.sse import KEEPALIVE, SSEStream
 
 
 async def open_turn(request: web.Request, req: ChatRequest, dialect: str,
@@ -52,7 +52,7 @@ def first_token(request: web.Request) -> None:
 
 async def stream_turn(request: web.Request, turn, encode, *, head: bytes = b"",
                       tail=lambda: b"", in_band, headers: dict | None = None,
-                      lead: bytes = b"", ping: bytes | None = None) -> web.StreamResponse:
+                      lead: bytes = b"", ping: bytes = KEEPALIVE) -> web.StreamResponse:
     """The turn's events as server-sent events: `head` before the first content,
     `encode(ev)` per event, `tail()` at the end, `in_band(error)` for an error after the
     response started; `lead` before anything, keep-alives included, and `ping` as the
@@ -60,7 +60,7 @@ async def stream_turn(request: web.Request, turn, encode, *, head: bytes = b"",
     trace = request[TRACE]
     sse = SSEStream(request, keepalive=request.app[CONFIG].server.keepalive_seconds,
                     headers={"X-Request-Id": trace.request_id, **conversation_headers(turn),
-                             **(headers or {})}, lead=lead, **({"ping": ping} if ping else {}))
+                             **(headers or {})}, lead=lead, ping=ping)
 
     def on_event(ev):
         if trace.first_token is None and type(ev) is not Usage:
