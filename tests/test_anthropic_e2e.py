@@ -361,3 +361,19 @@ async def test_tool_choice_modes(gw, emu, choice, reply, expected):
     assert m.stop_reason == ("tool_use" if "tool_use" in expected else "end_turn")
     if choice["type"] == "none":
         assert "<tool_call" not in prompts(emu)[0].split("[CONVERSATION]")[0]
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 64])
+async def test_the_same_blocks_whatever_the_upstream_chunking(gw, emu, chunk):
+    emu.state.replies.append(Reply(text="Checking <b>now</b>. " + CALL, think="a < b", chunk=chunk))
+    _, _, raw = await raw_post(gw, {"model": "claude-sonnet-4-5", "max_tokens": 1000,
+                                    "stream": True, "tools": [WEATHER],
+                                    "thinking": {"type": "adaptive"},
+                                    "messages": [{"role": "user", "content": "Weather?"}]})
+    built = blocks(check_stream(raw))
+    for b in built:
+        b.pop("id", None)
+        b.pop("signature", None)
+    assert built == [{"type": "thinking", "thinking": "a < b"},
+                     {"type": "text", "text": "Checking <b>now</b>. "},
+                     {"type": "tool_use", "name": "get_weather", "input": {"city": "Paris"}}]
