@@ -191,3 +191,11 @@ def test_sieve_accepts_what_the_contract_example_shows():
     example = contract.split("(the tag names are literal):\n\n")[1].split("\n\nRules:")[0]
     sieve = ToolSieve(Tools(specs=(READ, GREP)))
     assert sieve.feed(example) + sieve.close() == [call("Read", {"file_path": "..."})]
+
+
+def test_render_call_as_narrative_for_choice_none():
+    text = render_call(ToolCall("c", "Bash", {"command": "echo '<tool_call name=\"x\">'"}),
+                       narrative=True)
+    assert text.startswith("(called Bash with {\"command\":") and "<tool_call" not in text
+    got, sieve = run(text)
+    assert got == [text] and sieve.calls == 0

@@ -127,12 +127,12 @@ def neutralise(text: str) -> str:
     return _LITERALS.sub(lambda m: m.group(0)[0] + ZWSP + m.group(0)[1:], text)
 
 
-def render_call(call: ToolCall) -> str:
-    """A past call in the primary format, whatever format the model wrote it in."""
-    if call.kind is ToolKind.CUSTOM or isinstance(call.arguments, str):
-        body = call.arguments if isinstance(call.arguments, str) else _json(call.arguments)
-    else:
-        body = _json(call.arguments)
+def render_call(call: ToolCall, *, narrative: bool = False) -> str:
+    """A past call in the primary format, whatever format the model wrote it in. With
+    `narrative` (tool_choice none: no contract in the prompt) a neutralised sentence instead."""
+    body = call.arguments if isinstance(call.arguments, str) else _json(call.arguments)
+    if narrative:
+        return f"(called {call.name} with {neutralise(body)})"
     return f'<tool_call name="{_attr(call.name)}">\n{body}\n</tool_call>'
 
 
