@@ -99,3 +99,9 @@ def test_corrective_json_prompt_lists_the_errors():
     text = corrective_json_prompt(["$.a: expected integer, got string"])
     assert "- $.a: expected integer, got string" in text and "only the corrected JSON" in text
     assert "held no JSON value" in corrective_json_prompt([])
+
+
+def test_prose_full_of_braces_is_searched_in_bounded_time():
+    assert first_json_value("{" * 20000 + " no json") is None
+    assert first_json_value("{x} " * 40 + '{"late": 1}') == {"late": 1}
+    assert first_json_value("{x} " * 300 + '{"too late": 1}') is None    # past the tried starts

@@ -7,7 +7,7 @@ from kimi.canonical.tools import ToolSpec
 from kimi.tools.args import ArgError, custom_input, fit, function_arguments
 from kimi.tools.jsonfix import JSONFixError, loads
 from kimi.tools.names import resolve
-from tests.tool_fixtures import BASH, EDIT, GREP, ISSUE, READ
+from tests.tool_fixtures import BASH, EDIT, GREP, ISSUE, READ, call, run
 
 
 @pytest.mark.parametrize("text,value", [
@@ -123,3 +123,11 @@ def test_custom_input_is_byte_exact(body, text):
 ])
 def test_name_resolution(name, declared, want):
     assert resolve(name, declared) == want
+
+
+def test_lone_surrogate_escapes_become_replacement_characters():
+    got = function_arguments('{"command": "\\ud83c x \\ud83c\\udf89"}', BASH)
+    assert got == {"command": "\ufffd x \U0001f389"}
+    got, _ = run('<function_calls><invoke name="Bash"><parameter name="command">"\\udc00"'
+                 "</parameter></invoke></function_calls>")
+    assert got == [call("Bash", {"command": "\ufffd"})]

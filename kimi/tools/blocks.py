@@ -5,7 +5,6 @@ in it is unknown or does not parse, the whole block is bad (its raw text goes ba
 from __future__ import annotations
 
 import html
-import json
 import re
 from dataclasses import dataclass
 
@@ -165,7 +164,7 @@ def _xml_value(value: str, string: str | None):
     if string == "true":
         return value
     try:
-        return json.loads(value)
+        return jsonfix.decode(value)
     except ValueError:
         if string == "false":
             try:

@@ -12,6 +12,7 @@ _INVISIBLE = re.compile("[\ufeff\u200b\u200c\u200d\u2060]")
 _FENCE = re.compile(r"^```[\w+-]*[ \t]*\n(.*?)\n?```$", re.S)
 _WORDS = {"True": "true", "False": "false", "None": "null",
           "true": "true", "false": "false", "null": "null", "NaN": "null"}
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
 
 
@@ -32,14 +33,31 @@ def loads(text: str, *, complete: bool = True):
     are added; an open string or a dangling key, comma or colon is an error."""
     text = clean(text)
     try:
-        return json.loads(text, strict=False)
+        return decode(text)
     except ValueError:
         pass
     fixed = _Repair(text).run(complete)
     try:
-        return json.loads(fixed, strict=False)
+        return decode(fixed)
     except ValueError as e:
         raise JSONFixError(f"invalid JSON ({e.msg} at character {e.pos})") from None
+
+
+def decode(text: str):
+    """json.loads, lenient about control characters in strings, with lone surrogates from
+    `\\ud83c`-style escapes replaced by U+FFFD (they cannot be encoded later)."""
+    value = json.loads(text, strict=False)
+    return scrub(value) if "\\u" in text or "\\U" in text else value
+
+
+def scrub(value):
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {scrub(k): scrub(v) for k, v in value.items()}
+    return value
 
 
 class _Repair:

@@ -18,6 +18,9 @@ __all__ = ["corrective_json_prompt", "first_json_value", "json_instruction", "va
 
 _STARTS = re.compile(r"[{\[]")
 _DECODER = json.JSONDecoder(strict=False)
+# Candidate `{` / `[` positions tried, and how many of them may be repaired (a repair reads to
+# the end of the text): prose full of braces stays linear.
+_MAX_STARTS, _MAX_REPAIRS = 256, 8
 
 
 def json_instruction(fmt: OutputFormat) -> str:
@@ -38,16 +41,19 @@ def first_json_value(text: str) -> object | None:
     """The first complete JSON object or array in `text` (fences and prose around it are
     ignored; trailing commas, single quotes and Python literals are repaired). A reply that is
     only a JSON scalar gives that scalar. None when there is no JSON value."""
-    whole = jsonfix.clean(text)
     try:
-        return json.loads(whole, strict=False)
+        return jsonfix.decode(jsonfix.clean(text))
     except ValueError:
         pass
-    for m in _STARTS.finditer(text):
+    for tries, m in enumerate(_STARTS.finditer(text)):
+        if tries == _MAX_STARTS:
+            break
         try:
-            return _DECODER.raw_decode(text, m.start())[0]
+            return jsonfix.scrub(_DECODER.raw_decode(text, m.start())[0])
         except ValueError:
             pass
+        if tries >= _MAX_REPAIRS:
+            continue
         try:
             value = jsonfix.loads(text[m.start():], complete=False)
         except jsonfix.JSONFixError:
