@@ -34,6 +34,7 @@ class KimiConfig:
     tokens: tuple[str, ...] = ()
     connect_timeout_seconds: float = 10.0
     idle_timeout_seconds: float = 90.0
+    connection_idle_seconds: float = 60.0
     delete_chats: bool = True
     think_tags: bool = False
     models_refresh_seconds: float = 3600.0
@@ -66,17 +67,23 @@ class FilesConfig:
 
 
 @dataclass(frozen=True)
+class ToolsConfig:
+    retries: int = 1
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     kimi: KimiConfig = field(default_factory=KimiConfig)
     pool: PoolConfig = field(default_factory=PoolConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     files: FilesConfig = field(default_factory=FilesConfig)
+    tools: ToolsConfig = field(default_factory=ToolsConfig)
     source: str = "<defaults>"
 
 
 SECTIONS = {"server": ServerConfig, "kimi": KimiConfig, "pool": PoolConfig, "store": StoreConfig,
-            "files": FilesConfig}
+            "files": FilesConfig, "tools": ToolsConfig}
 
 # Environment variable -> (section, key). Lists are comma-separated.
 ENV_OVERRIDES = {
@@ -148,7 +155,7 @@ def _build(section: str, cls, values: dict):
 
 
 CHOICES = {"overflow": ("error", "rotate"), "log_level": ("debug", "info", "warning", "error")}
-MAY_BE_ZERO = {"auto_continue_minutes", "refresh_margin_seconds", "dedupe_ttl_hours"}
+MAY_BE_ZERO = {"auto_continue_minutes", "refresh_margin_seconds", "dedupe_ttl_hours", "retries"}
 
 
 def _check_value(name: str, key: str, value) -> None:
@@ -158,6 +165,8 @@ def _check_value(name: str, key: str, value) -> None:
         raise ConfigError(f"{name} must be one of {', '.join(CHOICES[key])}, got {value!r}")
     if key == "port" and not 1 <= value <= 65535:
         raise ConfigError(f"{name} must be between 1 and 65535, got {value}")
+    if key == "retries" and not 0 <= value <= 2:
+        raise ConfigError(f"{name} must be 0, 1 or 2, got {value}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if value < 0 or (value == 0 and key not in MAY_BE_ZERO):
             raise ConfigError(f"{name} must be {'0 or more' if key in MAY_BE_ZERO else 'more than 0'}, "

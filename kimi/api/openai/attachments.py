@@ -21,9 +21,9 @@ import mimetypes
 import re
 import urllib.parse
 
-from ..canonical.request import Attachment
-from ..errors import InvalidRequest
-from ..web.inline import InlinePayload
+from ...canonical.request import Attachment
+from ...errors import InvalidRequest
+from ...web.inline import InlinePayload
 
 ATTACHMENT_TYPES = {"image_url", "file"}
 _WHITESPACE = re.compile(rb"\s+")
