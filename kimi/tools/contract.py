@@ -152,7 +152,7 @@ def render_result(call_id: str, name: str | None, text: str, is_error: bool = Fa
 
 def corrective_prompt(tools: Tools, problem: str) -> str:
     """The one follow-up in the same chat: no call though one was required (NO_CALL), an
-    empty reply (EMPTY), or a broken block (any other text: the parse error)."""
+    empty reply (EMPTY), or any other problem in words (a broken block's parse error)."""
     choice = tools.choice
     if problem == EMPTY:
         return ("Your previous reply had no visible output. Give the final answer or the tool "
@@ -163,9 +163,13 @@ def corrective_prompt(tools: Tools, problem: str) -> str:
         return ("Your previous reply did not call a tool, but this reply must. Reply now with "
                 f"only the {target} block, no other text.\n" + reminder(tools))
     names = ", ".join(s.name for s in offered(tools))
-    return (f"Your previous reply did not contain a valid tool call (error: {problem}). "
-            "Reply now with only the corrected <tool_call> block, with a JSON object as its body"
-            f" and a tool name from this list: {names}.\n" + reminder(tools))
+    ask = ("Reply now with only the corrected <tool_call> block."
+           if choice.mode in (ChoiceMode.REQUIRED, ChoiceMode.NAMED) else
+           "If a tool is needed, reply now with only the corrected <tool_call> block; "
+           "otherwise give your final answer.")
+    return (f"Your previous reply could not be used ({problem}). {ask} The body of a block is "
+            'one JSON object (raw text for a tool marked input="text"), and the tool name is one '
+            f"from this list: {names}.\n" + reminder(tools))
 
 
 def loop_note(messages: list) -> str | None:
