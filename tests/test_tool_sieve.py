@@ -31,6 +31,9 @@ SCENARIOS = [
      [call("Bash", {"command": "echo 你好 🎉 é"})]),
     ("f1_single_quoted_attr", "<tool_call name='Read' id=x>{\"file_path\": \"b\"}</tool_call>",
      [call("Read", {"file_path": "b"})]),
+    ("f1_tool_attr", '<tool_call tool="Bash">{"command": "t"}</tool_call>'
+                     '<tool_call function="apply_patch">\nraw\n</tool_call>',
+     [call("Bash", {"command": "t"}), call("apply_patch", "raw")]),
     ("f1_xml_params", '<tool_call name="Bash"><parameter name="command">ls</parameter>'
                       '<parameter name="timeout">30</parameter></tool_call>',
      [call("Bash", {"command": "ls", "timeout": 30})]),
@@ -174,6 +177,10 @@ SCENARIOS = [
      [call("apply_patch", "  a\r\n")]),
     ("custom_wrapped", '<tool_call name="apply_patch">{"input": "*** Begin Patch\\n*** End Patch"}'
                        "</tool_call>",
+     [call("apply_patch", "*** Begin Patch\n*** End Patch")]),
+    ("custom_cut_off", 'Patch: <tool_call name="apply_patch">\n',
+     ["Patch: ", Bad('<tool_call name="apply_patch">\n', "cut off")]),
+    ("custom_missing_closer", '<tool_call name="apply_patch">\n*** Begin Patch\n*** End Patch\n',
      [call("apply_patch", "*** Begin Patch\n*** End Patch")]),
     ("custom_f2", '<tool_call>{"name": "apply_patch", "arguments": {"input": "raw"}}</tool_call>',
      [call("apply_patch", "raw")]),

@@ -242,8 +242,10 @@ class ToolSieve(HeldStates):
     def _first_chars(self) -> str | None:
         """What the body may start with; a freeform tool's body may start with anything."""
         m = self._marker
-        if m.key == "tool_call" and "name" in self._attrs:
-            spec = self._cat.specs.get(self._cat.resolve_name(self._attrs["name"]) or "")
+        name = next((self._attrs[k] for k in ("name", "tool", "function") if k in self._attrs),
+                    None)
+        if m.key == "tool_call" and name is not None:
+            spec = self._cat.specs.get(self._cat.resolve_name(name) or "")
             if spec is not None and spec.kind.value == "custom":
                 return None
         return m.first
