@@ -165,6 +165,10 @@ SCENARIOS = [
     ("fence_call_then_call", '```xml\n<tool_call name="Bash">{"command": "a"}</tool_call>\n```\n'
                              '<tool_call name="Read">{"file_path": "b"}</tool_call>',
      [call("Bash", {"command": "a"}), call("Read", {"file_path": "b"})]),
+    ("fence_crlf", 'Run:\r\n```\r\n<tool_call name="Bash">{"command": "x"}</tool_call>\r\n```\r\n',
+     ["Run:\r\n", call("Bash", {"command": "x"})]),
+    ("fence_crlf_example", '```\r\n<tool_call name="Bash">{"command": "x"}</tool_call>\r\n```\r\nok',
+     None),
     ("fence_unclosed_at_eof", '```\n<tool_call name="Bash">{"command": "x"}</tool_call>\n',
      [call("Bash", {"command": "x"})]),
     ("indented_code_is_text", "    <b>code</b>\n", None),

@@ -66,7 +66,7 @@ class HeldStates:
     def _fence_body(self, final: bool) -> bool:
         """Hold the fence until its closing line; keep it as calls only if it holds nothing else."""
         buf, (char, length) = self._buf, self._fence
-        closing = re.compile(rf" {{0,3}}{re.escape(char)}{{{length},}}[ \t]*(\n|$)")
+        closing = re.compile(rf" {{0,3}}{re.escape(char)}{{{length},}}[ \t\r]*(\n|$)")
         while self._scan <= self._max:
             e = buf.find("\n", self._scan)
             line_end = e + 1 if e >= 0 else len(buf)
