@@ -233,5 +233,8 @@ class _Run:
         size = sum(map(len, prompts)) + len(answer) + len(reasoning)
         counted = self.counter.usage(*args) if size <= COUNT_INLINE_CHARS else \
             await asyncio.to_thread(self.counter.usage, *args)
+        trace = self.turn.trace     # the console's per-key token estimates
+        trace.prompt_tokens, trace.completion_tokens = (counted["prompt_tokens"],
+                                                        counted["completion_tokens"])
         return Usage(counted["prompt_tokens"], counted["completion_tokens"],
                      counted["completion_tokens_details"]["reasoning_tokens"])

@@ -37,6 +37,7 @@ class Account:
         self.session: aiohttp.ClientSession | None = None
         self.last_used = 0.0
         self.refreshes = 0
+        self.refreshed_at: float | None = None     # wall clock of the last token refresh
         self.restored = False               # stored (rotated) tokens looked up yet?
 
     @property
