@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import re
 
-import orjson
-
 from kimi.canonical.tools import ChoiceMode, ToolCall, ToolKind, Tools, ToolSpec
 
+from .jsonfix import dumps
 from .markers import ALL_LITERALS
 
 ZWSP = "\u200b"
@@ -75,7 +74,7 @@ def _render_spec(spec: ToolSpec) -> str:
     schema = spec.parameters if spec.parameters is not None else {"type": "object",
                                                                    "properties": {}}
     return (f'<tool name="{_attr(spec.name)}">\n{desc + chr(10) if desc else ""}'
-            f"Parameters (JSON Schema): {orjson.dumps(schema).decode()}\n</tool>")
+            f"Parameters (JSON Schema): {dumps(schema)}\n</tool>")
 
 
 def _example(specs: tuple[ToolSpec, ...]) -> str:
@@ -87,7 +86,7 @@ def _example(specs: tuple[ToolSpec, ...]) -> str:
     keys = required or list(props)[:1]
     example = {k: _placeholder(props[k]) for k in keys}
     return (f'<tool_call name="{_attr(spec.name)}">\n'
-            f"{orjson.dumps(example).decode()}\n</tool_call>")
+            f"{dumps(example)}\n</tool_call>")
 
 
 def _placeholder(schema) -> object:
@@ -137,7 +136,7 @@ def render_call(call: ToolCall, *, narrative: bool = False) -> str:
 
 
 def _json(value) -> str:
-    return orjson.dumps(value).decode()
+    return dumps(value)
 
 
 def render_result(call_id: str, name: str | None, text: str, is_error: bool = False) -> str:
@@ -195,8 +194,7 @@ def loop_note(messages: list) -> str | None:
 
 def _signature(call: ToolCall) -> str:
     args = call.arguments
-    canon = args if isinstance(args, str) else orjson.dumps(
-        args, option=orjson.OPT_SORT_KEYS).decode()
+    canon = args if isinstance(args, str) else dumps(args, sort_keys=True)
     return f"{call.name}\0{canon}"
 
 

@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import re
 
-import orjson
-
 from kimi.canonical.tools import Tools
 
-from . import markers
+from . import jsonfix, markers
 from .blocks import BadBlock, BlockError, Catalogue, ParsedCall, parse
 from .held import WS as _WS, HeldStates
 
@@ -312,7 +310,7 @@ class ToolSieve(HeldStates):
         self._virgin = False
         for call in calls:
             sig = call.name + "\0" + (call.arguments if isinstance(call.arguments, str) else
-                                      orjson.dumps(call.arguments, option=orjson.OPT_SORT_KEYS).decode())
+                                      jsonfix.dumps(call.arguments, sort_keys=True))
             if sig in self._seen or (self.calls and not self._parallel):
                 self.dropped += 1
                 continue
