@@ -121,3 +121,31 @@ async def test_every_sqlite_column_has_its_postgresql_twin(stores, tmp_path):
             assert lite <= {r["column_name"] for r in rows}, table
     finally:
         await sqlite.close()
+
+
+async def test_a_token_rotated_while_postgres_fails_is_kept_and_stored_later(
+        stores, emu, postgres_server):
+    """Kimi spends the old refresh token the moment it answers; if the store fails right then,
+    the new token is kept in memory, presented next time, and stored once the store is back."""
+    emu.state.access_ttl = 60                   # always due: every call really rotates
+    rt0 = emu.state.issue_refresh_token("user-p")
+    vault = PgTokenVault(await stores())
+    async with aiohttp.ClientSession() as session:
+        tokens = TokenManager(auth_url=emu.url, base_url=emu.url, store=vault,
+                              session_for=lambda _a: session)
+        account = Account(rt0)
+        real = tokens._exchange
+
+        async def exchange_then_outage(acct, rt):
+            pair = await real(acct, rt)
+            await asyncio.to_thread(postgres_server.stop)
+            return pair
+        tokens._exchange = exchange_then_outage
+        first = await tokens.refresh(account)
+        tokens._exchange = real
+        await asyncio.to_thread(postgres_server.start)
+        second = await tokens.refresh(account)
+    assert first and second and account.state == HEALTHY
+    live = [t for t, sub in emu.state.refresh_tokens.items() if sub == "user-p"]
+    assert live == [account.refresh_token]
+    assert (await vault.load_tokens(account.alias))[0] == account.refresh_token

@@ -102,6 +102,9 @@ class PgTokenVault:
 
     def __init__(self, store: PgStore):
         self.store = store
+        # Rotated by Kimi but not stored (PostgreSQL failed at that moment): the one working
+        # refresh token, presented next time instead of the spent one in the row.
+        self._unsaved: dict[str, str] = {}
 
     async def load_tokens(self, alias: str):
         row = await self.store.run("fetchrow", "SELECT refresh_token, access_token FROM "
@@ -119,6 +122,7 @@ class PgTokenVault:
         """Under the account's row lock: if another replica stored a live access token since
         ours went stale, use its pair; otherwise exchange the newest refresh token and commit
         the new pair before returning it. None when Kimi refused the token."""
+        rotated = None
         try:
             async with self.store.pool.acquire(timeout=self.store.timeout) as c, c.transaction():
                 await c.execute("INSERT INTO account_tokens (alias, refresh_token, updated_at) "
@@ -126,19 +130,28 @@ class PgTokenVault:
                                 alias, known_rt, time.time())
                 row = await c.fetchrow("SELECT refresh_token, access_token FROM account_tokens "
                                        "WHERE alias = $1 FOR UPDATE", alias)
-                rt, access = row["refresh_token"] or known_rt, row["access_token"]
-                if access and access != stale_access and fresh(access):
+                rt = self._unsaved.get(alias) or row["refresh_token"] or known_rt
+                access = row["access_token"]
+                if alias not in self._unsaved and access and access != stale_access \
+                        and fresh(access):
                     return access, rt
                 pair = await exchange(rt)
                 if pair is None:
                     return None
-                access, rt = pair[0], pair[1] or rt
+                rotated = pair[0], pair[1] or rt
                 await c.execute("UPDATE account_tokens SET refresh_token = $2, access_token = $3, "
                                 "version = version + 1, updated_at = $4 WHERE alias = $1",
-                                alias, rt, access, time.time())
-            return access, rt
+                                alias, rotated[1], rotated[0], time.time())
+            self._unsaved.pop(alias, None)
+            return rotated
         except DOWN as e:
-            raise unavailable(e) from None
+            if rotated is None:
+                raise unavailable(e) from None
+            # Kimi has already spent the old token: keep the new one rather than lose it.
+            self._unsaved[alias] = rotated[1]
+            log.error("could not store the rotated refresh token of %s (%s); kept in memory "
+                      "until the store is back", alias, type(e).__name__)
+            return rotated
 
 
 NAMES = [name.strip() for name in COLUMNS.split(",")]
