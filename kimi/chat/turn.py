@@ -160,6 +160,8 @@ class _Run:
     def _after_tools(self, items) -> list:
         out = []
         for item in items:
+            if self.shaper.cut is not None:
+                break       # the answer ended at a stop sequence or max_tokens: nothing after
             if type(item) is ToolCall:
                 self.calls.append(item)
                 out.append(item)

@@ -1,0 +1,43 @@
+"""Tool calling meeting the rest of the turn: stop sequences, corrective follow-ups, stored
+conversations, bad input. Through the official openai SDK, the gateway and the emulator."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from kimi.emulator import Reply
+
+from test_tools_e2e import (ASK, CALL_FORMS, TOOLS, agent_step, collect_stream, no_markers,
+                            prompts)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_nothing_after_a_stop_sequence_not_even_a_block_cut_short(gw, emu, stream):
+    # The stop sequence and a tool block that starts after it arrive in one piece.
+    emu.state.replies.append(Reply(text='Sure. STOP <tool_call name="get_weather">{"city": "Pa',
+                                   chunk=1000))
+    r = await gw.client().chat.completions.create(model="kimi", messages=ASK, tools=TOOLS,
+                                                  stop=["STOP"], stream=stream)
+    if stream:
+        text, _, calls, finish = await collect_stream(r)
+    else:
+        msg = r.choices[0].message
+        text, calls, finish = msg.content, msg.tool_calls or [], r.choices[0].finish_reason
+    assert text == "Sure. " and not calls and finish == "stop"
+    no_markers(text)
+
+
+async def test_a_call_after_a_stop_sequence_is_dropped_however_it_is_chunked(gw, emu):
+    emu.state.replies.append(Reply(text="Sure. STOP " + CALL_FORMS["ours"], chunk=1000))
+    r = await gw.client().chat.completions.create(model="kimi", messages=ASK, tools=TOOLS,
+                                                  stop=["STOP"])
+    assert r.choices[0].message.content == "Sure. "
+    assert r.choices[0].message.tool_calls is None and r.choices[0].finish_reason == "stop"
+
+
+async def test_a_partial_opener_held_at_a_stop_sequence_does_not_leak(gw, emu):
+    emu.state.replies.append(Reply(text="Sure. STOP <tool_", chunk=1000))
+    r = await gw.client().chat.completions.create(model="kimi", messages=ASK, tools=TOOLS,
+                                                  stop=["STOP"])
+    assert r.choices[0].message.content == "Sure. "
