@@ -41,3 +41,23 @@ async def test_a_partial_opener_held_at_a_stop_sequence_does_not_leak(gw, emu):
     r = await gw.client().chat.completions.create(model="kimi", messages=ASK, tools=TOOLS,
                                                   stop=["STOP"])
     assert r.choices[0].message.content == "Sure. "
+
+
+async def test_an_empty_reply_gets_a_follow_up_that_does_not_demand_a_call(gw, emu):
+    emu.state.replies.append(Reply(think="Hmm.", text=""))
+    emu.state.replies.append(Reply(text="It is sunny in Paris."))
+    r = await gw.client().chat.completions.create(model="kimi-thinking", messages=ASK,
+                                                  tools=TOOLS)
+    assert r.choices[0].message.content == "It is sunny in Paris."
+    follow_up = prompts(emu)[1]
+    assert "no visible output" in follow_up
+    assert "did not contain a valid tool call" not in follow_up
+
+
+async def test_a_missing_required_call_is_asked_for_as_such(gw, emu):
+    emu.state.replies.append(Reply(text="I think it is sunny."))
+    emu.state.replies.append(Reply(text=CALL_FORMS["ours"]))
+    await gw.client().chat.completions.create(model="kimi", messages=ASK, tools=TOOLS,
+                                              tool_choice="required")
+    follow_up = prompts(emu)[1]
+    assert "did not call a tool" in follow_up and "error:" not in follow_up

@@ -12,7 +12,7 @@ import string
 import orjson
 
 from ..canonical.tools import ChoiceMode, ToolCall, Tools
-from ..tools import BadBlock, ParsedCall, ToolSieve, corrective_prompt
+from ..tools import EMPTY, NO_CALL, BadBlock, ParsedCall, ToolSieve, corrective_prompt
 from ..tools.structured import corrective_json_prompt, first_json_value, validate
 
 log = logging.getLogger("kimi.tools")
@@ -90,10 +90,11 @@ class ToolStage:
             return None
         if self.bad:
             return f"your tool call block could not be used ({self.bad[0].error})"
+        # corrective_prompt knows these two by name; any other text is a parse error.
         if self.hold:
-            return "your reply did not contain the required tool call"
+            return NO_CALL
         if not self.visible:
-            return "your reply had no visible output"
+            return EMPTY
         return None
 
     def corrective(self, problem: str) -> str:

@@ -154,6 +154,7 @@ def corrective_prompt(tools: Tools, problem: str) -> str:
     """The one follow-up in the same chat: no call though one was required (NO_CALL), an
     empty reply (EMPTY), or a broken block (any other text: the parse error)."""
     choice = tools.choice
+    names = ", ".join(s.name for s in offered(tools))
     if problem == EMPTY:
         return ("Your previous reply had no visible output. Give the final answer or the tool "
                 "call now.\n" + reminder(tools))
@@ -161,8 +162,8 @@ def corrective_prompt(tools: Tools, problem: str) -> str:
         target = (f'<tool_call name="{_attr(choice.name)}">' if choice.mode is ChoiceMode.NAMED
                   and choice.name else "<tool_call>")
         return ("Your previous reply did not call a tool, but this reply must. Reply now with "
-                f"only the {target} block, no other text.\n" + reminder(tools))
-    names = ", ".join(s.name for s in offered(tools))
+                f"only the {target} block, no other text, with a tool name from this list: "
+                f"{names}.\n" + reminder(tools))
     return (f"Your previous reply did not contain a valid tool call (error: {problem}). "
             "Reply now with only the corrected <tool_call> block, with a JSON object as its body"
             f" and a tool name from this list: {names}.\n" + reminder(tools))
