@@ -61,3 +61,34 @@ async def test_a_missing_required_call_is_asked_for_as_such(gw, emu):
                                               tool_choice="required")
     follow_up = prompts(emu)[1]
     assert "did not call a tool" in follow_up and "error:" not in follow_up
+
+
+@pytest.mark.parametrize("first_choice", [
+    "none", {"type": "function", "function": {"name": "get_weather"}}])
+async def test_a_continued_chat_learns_the_tools_it_was_not_told_about(gw, emu, first_choice):
+    client = gw.client()
+    history = list(ASK)
+    emu.state.replies.append(Reply(text=CALL_FORMS["ours"] if first_choice != "none"
+                                   else "Let me think."))
+    r = await client.chat.completions.create(model="kimi", messages=history, tools=TOOLS,
+                                             tool_choice=first_choice)
+    msg = r.choices[0].message
+    history.append(msg.model_dump(exclude_none=True))
+    if msg.tool_calls:
+        history.append({"role": "tool", "tool_call_id": msg.tool_calls[0].id, "content": "sunny"})
+    else:
+        history.append({"role": "user", "content": "Read /etc/motd then."})
+    await agent_step(client, history, "Done.", emu)
+    sent = prompts(emu)
+    assert '<tool name="read_file">' not in sent[0]
+    assert emu.state.chat_requests[1].get("chat_id"), "the chat is continued"
+    assert '<tool name="read_file">' in sent[1], "the tool list it never saw is sent now"
+
+
+async def test_an_unchanged_contract_is_not_resent(gw, emu):
+    client = gw.client()
+    history = list(ASK)
+    _, msg = await agent_step(client, history, CALL_FORMS["ours"], emu)
+    history.append({"role": "tool", "tool_call_id": msg.tool_calls[0].id, "content": "sunny"})
+    await agent_step(client, history, "Sunny.", emu)
+    assert "[TOOLS]" in prompts(emu)[0] and "[TOOLS]" not in prompts(emu)[1]

@@ -215,7 +215,8 @@ class Conversations:
                    message_id: str | None, answer: Message) -> None:
         old = plan.existing.transcript if plan.existing else []
         transcript = old + transcript_of(plan.new_messages) + [row_of(answer)]
-        told = tools_digest(req.tools) if req.tools else (
+        # A turn that sent no contract leaves the chat knowing the one it knew.
+        told = tools_digest(req.tools) or (
             plan.existing.tools_digest if plan.existing and not plan.rebuilt else None)
         now = time.time()
         await self.repo.put(Conversation(

@@ -37,11 +37,10 @@ def _label(m: Message) -> str:
 
 
 def tools_digest(tools: Tools) -> str | None:
-    """What the model was told about tools: a changed list means the contract is resent."""
-    if not tools:
-        return None
-    specs = [[s.name, s.description, s.parameters, s.kind.value, s.format] for s in tools.specs]
-    return hashlib.sha256(orjson.dumps(specs, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+    """What the model is told about tools (the contract lists only the tools a choice allows,
+    and none for tool_choice none): a change means the contract is resent."""
+    contract = render_contract(tools) if tools else ""
+    return hashlib.sha256(contract.encode()).hexdigest()[:32] if contract else None
 
 
 def build_prompt(req: ChatRequest, new: list[Message], *, history: list[Message] | None = None,
