@@ -92,3 +92,28 @@ async def test_an_unchanged_contract_is_not_resent(gw, emu):
     history.append({"role": "tool", "tool_call_id": msg.tool_calls[0].id, "content": "sunny"})
     await agent_step(client, history, "Sunny.", emu)
     assert "[TOOLS]" in prompts(emu)[0] and "[TOOLS]" not in prompts(emu)[1]
+
+
+@pytest.mark.parametrize("field", [
+    {"tools": [{"type": ["function"], "function": {"name": "x"}}]},
+    {"tools": TOOLS, "tool_choice": {"type": ["function"]}},
+    {"response_format": {"type": ["json_object"]}},
+])
+async def test_odd_tool_fields_are_a_400_not_a_500(gw, field):
+    async with aiohttp.ClientSession() as s:
+        async with s.post(gw.url + "/v1/chat/completions",
+                          json={"model": "kimi", "messages": ASK, **field}) as r:
+            assert r.status == 400, await r.text()
+            assert (await r.json())["error"]["type"] == "invalid_request_error"
+
+
+async def test_an_allowed_tools_entry_of_an_odd_type_is_ignored_not_a_500(gw, emu):
+    emu.state.replies.append(Reply(text="Sunny."))
+    r = await gw.client().chat.completions.create(
+        model="kimi", messages=ASK, tools=TOOLS,
+        tool_choice={"type": "allowed_tools", "allowed_tools": {
+            "mode": "auto", "tools": [{"type": {"a": 1}}, {"type": "function",
+                                                          "function": {"name": "read_file"}}]}})
+    assert r.choices[0].message.content == "Sunny."
+    assert '<tool name="read_file">' in prompts(emu)[0]
+    assert '<tool name="get_weather">' not in prompts(emu)[0]

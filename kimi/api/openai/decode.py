@@ -169,9 +169,11 @@ def _tool(t, where: str) -> ToolSpec | None:
     if not isinstance(t, dict):
         raise InvalidRequest(f"{where} must be an object", param=where)
     kind = t.get("type", "function")
-    body = t.get(kind)
+    if not isinstance(kind, str):
+        raise InvalidRequest(f"{where}.type must be a string", param=f"{where}.type")
     if kind not in ("function", "custom"):
         return None
+    body = t.get(kind)
     if not isinstance(body, dict):
         raise InvalidRequest(f"{where}.{kind} must be an object", param=f"{where}.{kind}")
     name = body.get("name")
@@ -202,7 +204,7 @@ def _choice(raw, specs: tuple[ToolSpec, ...]) -> ToolChoice:
     if isinstance(raw, dict):
         if raw.get("type") == "allowed_tools":
             return _allowed(raw.get("allowed_tools"), specs)
-        inner = raw.get(raw.get("type") or "function") or raw
+        inner = raw.get(_type_of(raw)) or raw
         name = inner.get("name") if isinstance(inner, dict) else None
         if isinstance(name, str):
             if not any(s.name == name for s in specs):
@@ -220,11 +222,17 @@ def _allowed(raw, specs) -> ToolChoice:
                              param="tool_choice.allowed_tools")
     names = []
     for t in raw["tools"]:
-        inner = t.get(t.get("type") or "function") if isinstance(t, dict) else None
+        inner = t.get(_type_of(t)) if isinstance(t, dict) else None
         if isinstance(inner, dict) and isinstance(inner.get("name"), str):
             names.append(inner["name"])
     mode = ChoiceMode.REQUIRED if raw.get("mode") == "required" else ChoiceMode.AUTO
     return ToolChoice(mode, allowed=tuple(n for n in names if any(s.name == n for s in specs)))
+
+
+def _type_of(choice: dict) -> str:
+    """The key holding a tool choice's body: its `type` ("function" when absent or odd)."""
+    kind = choice.get("type")
+    return kind if isinstance(kind, str) and kind else "function"
 
 
 def decode_response_format(body: dict) -> OutputFormat | None:
