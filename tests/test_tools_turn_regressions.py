@@ -8,8 +8,8 @@ import pytest
 
 from kimi.emulator import Reply
 
-from test_tools_e2e import (ASK, CALL_FORMS, TOOLS, agent_step, collect_stream, no_markers,
-                            prompts)
+from test_tools_e2e import (ASK, CALL_FORMS, TOOLS, Person, agent_step, collect_stream,
+                            no_markers, prompts)
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -117,3 +117,25 @@ async def test_an_allowed_tools_entry_of_an_odd_type_is_ignored_not_a_500(gw, em
     assert r.choices[0].message.content == "Sunny."
     assert '<tool name="read_file">' in prompts(emu)[0]
     assert '<tool name="get_weather">' not in prompts(emu)[0]
+
+
+SEARCH_RESULTS = [{"title": "Ada", "url": "https://ada.example", "snippet": "s", "siteName": "a"}]
+
+
+async def test_structured_output_with_search_is_json_only(gw, emu):
+    cite = "\ue3a0cite\ue3a3web_search:1#0\ue3a8"
+    emu.state.replies.append(Reply(text='{"name": "Ada", "age": 36}' + cite,
+                                   search=SEARCH_RESULTS))
+    r = await gw.client().chat.completions.parse(
+        model="kimi-search", messages=[{"role": "user", "content": "latest news on Ada"}],
+        response_format=Person)
+    assert r.choices[0].message.parsed == Person(name="Ada", age=36)
+    assert "Sources" not in r.choices[0].message.content
+
+
+async def test_structured_output_with_think_tags_is_json_only(start_gateway, token, emu):
+    gw = await start_gateway(kimi={"tokens": (token,), "think_tags": True})
+    emu.state.replies.append(Reply(think="Ada is 36.", text='{"name": "Ada", "age": 36}'))
+    r = await gw.client().chat.completions.parse(model="kimi-thinking", messages=ASK,
+                                                 response_format=Person)
+    assert r.choices[0].message.parsed == Person(name="Ada", age=36)

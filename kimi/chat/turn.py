@@ -95,9 +95,10 @@ class _Run:
     def __init__(self, turn: Turn):
         self.turn, req = turn, turn.req
         self.counter = turn.service.counter
+        json_only = req.output is not None     # structured output: the content is the JSON
         self.shaper = AnswerShaper(ShapeOptions(
-            stop=req.stop, max_tokens=req.max_tokens, silent=req.spec.silent,
-            think_tags=turn.service.think_tags), self.counter)
+            stop=req.stop, max_tokens=req.max_tokens, silent=req.spec.silent or json_only,
+            think_tags=turn.service.think_tags and not json_only), self.counter)
         self.tools = ToolStage(req.tools, req.call_id_prefix) \
             if req.tools and req.tools.choice.mode != ChoiceMode.NONE else None
         self.json = JsonStage(req.output) if req.output is not None else None
