@@ -139,3 +139,21 @@ async def test_structured_output_with_think_tags_is_json_only(start_gateway, tok
     r = await gw.client().chat.completions.parse(model="kimi-thinking", messages=ASK,
                                                  response_format=Person)
     assert r.choices[0].message.parsed == Person(name="Ada", age=36)
+
+
+PATCH_TOOL = {"type": "custom", "custom": {"name": "apply_patch",
+                                           "description": "Applies a patch to the repository."}}
+PATCH = "*** Begin Patch\n*** Update File: a.py\n-x = 1\n+x = 2\n*** End Patch"
+
+
+async def test_a_freeform_call_echoed_back_continues_the_chat_in_its_own_format(gw, emu):
+    client = gw.client()
+    history = list(ASK)
+    _, msg = await agent_step(client, history, f'<tool_call name="apply_patch">\n{PATCH}\n'
+                              "</tool_call>", emu, tools=[PATCH_TOOL])
+    call = msg.tool_calls[0]
+    assert call.function.name == "apply_patch"
+    history.append({"role": "tool", "tool_call_id": call.id, "content": "Done."})
+    await agent_step(client, history, "Patched.", emu, tools=[PATCH_TOOL])
+    assert emu.state.chat_requests[1].get("chat_id"), "the chat is continued"
+    assert "Applies a patch" not in prompts(emu)[1]

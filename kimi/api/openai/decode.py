@@ -35,10 +35,11 @@ def decode_chat_request(body, resolve=resolve_model) -> ChatRequest:
     spec = resolve(model, use_search)
     apply_thinking(body, spec)
     stop, max_tokens = decode_limits(body)
-    return ChatRequest(model=model, spec=spec, messages=messages,
+    tools = decode_tools(body)
+    return ChatRequest(model=model, spec=spec, messages=_freeform_calls(messages, tools),
                        stream=stream, include_usage=include_usage,
                        conversation_id=conversation_id, stop=stop, max_tokens=max_tokens,
-                       tools=decode_tools(body), output=decode_response_format(body))
+                       tools=tools, output=decode_response_format(body))
 
 
 def _bool(body: dict, key: str) -> bool:
@@ -100,6 +101,26 @@ def _history_calls(m: dict, where: str) -> tuple[ToolCall, ...]:
         calls.append(ToolCall(str(c.get("id") or ""), fn["name"],
                               _arguments(fn.get("arguments")), ToolKind.FUNCTION, i))
     return tuple(calls)
+
+
+def _freeform_calls(messages: list[Message], tools: Tools) -> list[Message]:
+    """A freeform tool's call goes out as a function call with arguments {"input": raw}
+    (encode.arguments_text); the client echoes it so. Back to the raw input, as stored."""
+    custom = {s.name for s in tools.specs if s.kind == ToolKind.CUSTOM}
+    if not custom:
+        return messages
+    for m in messages:
+        if any(c.name in custom for c in m.tool_calls):
+            m.tool_calls = tuple(_raw_input(c) if c.name in custom else c for c in m.tool_calls)
+    return messages
+
+
+def _raw_input(call: ToolCall) -> ToolCall:
+    args = call.arguments
+    if call.kind == ToolKind.FUNCTION and isinstance(args, dict) and list(args) == ["input"] \
+            and isinstance(args["input"], str):
+        return ToolCall(call.id, call.name, args["input"], ToolKind.CUSTOM, call.index)
+    return call
 
 
 def _arguments(raw):
