@@ -157,3 +157,16 @@ async def test_a_freeform_call_echoed_back_continues_the_chat_in_its_own_format(
     await agent_step(client, history, "Patched.", emu, tools=[PATCH_TOOL])
     assert emu.state.chat_requests[1].get("chat_id"), "the chat is continued"
     assert "Applies a patch" not in prompts(emu)[1]
+
+
+async def test_invalid_json_with_tools_offered_gets_the_json_follow_up(gw, emu):
+    emu.state.replies.append(Reply(text='{"name": "Ada"}'))
+    emu.state.replies.append(Reply(text='{"name": "Ada", "age": 36}'))
+    r = await gw.client().chat.completions.create(
+        model="kimi", messages=ASK, tools=TOOLS,
+        response_format={"type": "json_schema", "json_schema": {
+            "name": "Person", "schema": Person.model_json_schema()}})
+    assert Person.model_validate_json(r.choices[0].message.content) == Person(name="Ada", age=36)
+    follow_up = prompts(emu)[1]
+    assert "requested JSON format" in follow_up and "age" in follow_up
+    assert "tool call" not in follow_up

@@ -116,11 +116,10 @@ class _Run:
                     yield ev
             for ev in self._end_of_answer():
                 yield ev
-            problem = self._problem()
+            stage, problem = self._problem()
             if problem is None or attempt == service.retries:
                 break
             turn.trace.note = "follow-up"
-            stage = self.tools if self.tools is not None and not self.calls else self.json
             for s in (self.tools, self.json):
                 if s is not None:
                     s.begin()
@@ -196,18 +195,17 @@ class _Run:
             out += self._shaped(self.shaper.reasoning(t))
         return out
 
-    def _problem(self) -> str | None:
-        """Whether a follow-up is due: only after a whole, ordinary answer."""
+    def _problem(self) -> tuple:
+        """(the stage that wants a follow-up, why) or (None, None): a follow-up is due only
+        after a whole, ordinary answer."""
         if self.shaper.cut is not None or self.upstream.reason != FinishReason.STOP \
-                or not self.turn.finished:
-            return None
-        if self.tools is not None and not self.calls:
-            problem = self.tools.problem()
+                or not self.turn.finished or self.calls:
+            return None, None
+        for stage in (self.tools, self.json):
+            problem = stage.problem() if stage is not None else None
             if problem is not None:
-                return problem
-        if self.json is not None and not self.calls:
-            return self.json.problem()
-        return None
+                return stage, problem
+        return None, None
 
     def _finish(self) -> list:
         out = []
