@@ -170,3 +170,12 @@ async def test_invalid_json_with_tools_offered_gets_the_json_follow_up(gw, emu):
     follow_up = prompts(emu)[1]
     assert "requested JSON format" in follow_up and "age" in follow_up
     assert "tool call" not in follow_up
+
+
+async def test_thinking_that_ends_in_a_possible_marker_stays_before_the_answer(start_gateway,
+                                                                              token, emu):
+    gw = await start_gateway(kimi={"tokens": (token,), "think_tags": True})
+    emu.state.replies.append(Reply(think="I will answer with `x`", text="Answer.", chunk=1000))
+    r = await gw.client().chat.completions.create(model="kimi-thinking", messages=ASK,
+                                                  tools=TOOLS)
+    assert r.choices[0].message.content == "<think>\nI will answer with `x`\n</think>\n\nAnswer."

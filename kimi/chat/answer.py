@@ -64,9 +64,20 @@ class ToolStage:
     def text(self, text: str) -> list:
         return self._content(self.content.feed(text))
 
+    def thinking_done(self) -> list[str]:
+        """The answer has begun: reasoning text the thinking sieve still holds (a tail that
+        might have become a marker) belongs before it, not after."""
+        if not self.thinking.held:
+            return []
+        held, self.thinking = self.thinking, ToolSieve(self.tools, drain_after_calls=False)
+        return self._thoughts(held.close())
+
     def reasoning(self, text: str) -> list[str]:
+        return self._thoughts(self.thinking.feed(text))
+
+    def _thoughts(self, items) -> list[str]:
         out = []
-        for item in self.thinking.feed(text):
+        for item in items:
             if isinstance(item, str):
                 out.append(item)
             elif isinstance(item, ParsedCall):
@@ -77,7 +88,7 @@ class ToolStage:
     def end(self) -> tuple[list, list[str]]:
         """(content items, reasoning texts) still held at the end of an upstream answer.
         Calls found only in the thinking count when the answer itself has none."""
-        thoughts = [t for t in self.thinking.close() if isinstance(t, str)]
+        thoughts = self._thoughts(self.thinking.close())
         out = self._content(self.content.close())
         if not self.calls and self.candidates:
             out += self._content(self.candidates)

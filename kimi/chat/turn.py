@@ -154,8 +154,12 @@ class _Run:
                     return
 
     def _text(self, text: str) -> list:
-        items = self.tools.text(text) if self.tools is not None else [text]
-        return self._after_tools(items)
+        if self.tools is None:
+            return self._after_tools([text])
+        out = []
+        for t in self.tools.thinking_done():
+            out += self._shaped(self.shaper.reasoning(t))
+        return out + self._after_tools(self.tools.text(text))
 
     def _after_tools(self, items) -> list:
         out = []
