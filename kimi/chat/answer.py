@@ -13,6 +13,7 @@ import orjson
 
 from ..canonical.tools import ChoiceMode, ToolCall, Tools
 from ..tools import EMPTY, NO_CALL, BadBlock, ParsedCall, ToolSieve, corrective_prompt
+from ..tools.contract import offered
 from ..tools.structured import corrective_json_prompt, first_json_value, validate
 
 log = logging.getLogger("kimi.tools")
@@ -24,22 +25,13 @@ def new_call_id(prefix: str) -> str:
     return prefix + "".join(secrets.choice(_ID_CHARS) for _ in range(24))
 
 
-def offered(tools: Tools) -> Tools:
-    """The tools a reply may call: the named one, or the allowed subset."""
-    choice = tools.choice
-    names = {choice.name} if choice.mode == ChoiceMode.NAMED else set(choice.allowed)
-    if not names:
-        return tools
-    return Tools(specs=tuple(s for s in tools.specs if s.name in names), choice=choice,
-                 parallel=tools.parallel)
-
-
 class ToolStage:
     """Tool calls out of the answer text (content and thinking). Text before a call streams
     as it comes, except when a call is required: then it is held until a call or the end."""
 
     def __init__(self, tools: Tools, id_prefix: str):
-        self.tools = offered(tools)
+        # Only the tools the reply may call (the named one, the allowed subset) resolve.
+        self.tools = Tools(specs=offered(tools), choice=tools.choice, parallel=tools.parallel)
         self.id_prefix = id_prefix
         self.hold = tools.choice.mode in (ChoiceMode.REQUIRED, ChoiceMode.NAMED)
         self.calls: list[ToolCall] = []
