@@ -179,3 +179,10 @@ async def test_thinking_that_ends_in_a_possible_marker_stays_before_the_answer(s
     r = await gw.client().chat.completions.create(model="kimi-thinking", messages=ASK,
                                                   tools=TOOLS)
     assert r.choices[0].message.content == "<think>\nI will answer with `x`\n</think>\n\nAnswer."
+
+
+async def test_json_with_a_huge_integer_is_returned_not_an_internal_error(gw, emu):
+    emu.state.replies.append(Reply(text='{"n": 123456789012345678901234567890, "s": "é"}'))
+    r = await gw.client().chat.completions.create(model="kimi", messages=ASK,
+                                                  response_format={"type": "json_object"})
+    assert r.choices[0].message.content == '{"n":123456789012345678901234567890,"s":"é"}'

@@ -5,6 +5,7 @@ follow-up in the same chat is needed, and what to ask."""
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import string
@@ -171,5 +172,8 @@ class JsonStage:
 
     def release(self) -> list[str]:
         if self.value is not None:
-            return [orjson.dumps(self.value).decode()]
+            try:
+                return [orjson.dumps(self.value).decode()]
+            except orjson.JSONEncodeError:      # an integer beyond 64 bits
+                return [json.dumps(self.value, ensure_ascii=False, separators=(",", ":"))]
         return ["".join(self.parts)]
