@@ -3,6 +3,8 @@ conversations, bad input. Through the official openai SDK, the gateway and the e
 
 from __future__ import annotations
 
+import json
+
 import aiohttp
 import pytest
 
@@ -186,3 +188,17 @@ async def test_json_with_a_huge_integer_is_returned_not_an_internal_error(gw, em
     r = await gw.client().chat.completions.create(model="kimi", messages=ASK,
                                                   response_format={"type": "json_object"})
     assert r.choices[0].message.content == '{"n":123456789012345678901234567890,"s":"é"}'
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_call_with_a_huge_integer_argument_is_a_call_not_an_internal_error(gw, emu,
+                                                                                  stream):
+    emu.state.replies.append(Reply(
+        text='<tool_call name="get_weather">{"city": "Paris", "days": 1e400, '
+             '"seed": 123456789012345678901234567890}</tool_call>'))
+    r = await gw.client().chat.completions.create(model="kimi", messages=ASK, tools=TOOLS,
+                                                  stream=stream)
+    calls = (await collect_stream(r))[2] if stream else \
+        [c.function.model_dump() for c in r.choices[0].message.tool_calls]
+    assert [c["name"] for c in calls] == ["get_weather"]
+    assert json.loads(calls[0]["arguments"])["seed"] == 1.2345678901234568e29

@@ -32,14 +32,26 @@ def loads(text: str, *, complete: bool = True):
     are added; an open string or a dangling key, comma or colon is an error."""
     text = clean(text)
     try:
-        return json.loads(text, strict=False)
+        return json.loads(text, strict=False, parse_int=_int)
     except ValueError:
         pass
     fixed = _Repair(text).run(complete)
     try:
-        return json.loads(fixed, strict=False)
+        return json.loads(fixed, strict=False, parse_int=_int)
     except ValueError as e:
         raise JSONFixError(f"invalid JSON ({e.msg} at character {e.pos})") from None
+
+
+def _int(digits: str):
+    """An integer as JSON writers downstream (orjson) can carry it: beyond 64 bits it becomes
+    a float (what a JavaScript client would read anyway), or its digits when even that fails."""
+    value = int(digits)
+    if -2 ** 63 <= value < 2 ** 64:
+        return value
+    try:
+        return float(value)
+    except OverflowError:
+        return digits
 
 
 class _Repair:
