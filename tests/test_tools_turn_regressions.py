@@ -202,3 +202,15 @@ async def test_a_call_with_a_huge_integer_argument_is_a_call_not_an_internal_err
         [c.function.model_dump() for c in r.choices[0].message.tool_calls]
     assert [c["name"] for c in calls] == ["get_weather"]
     assert json.loads(calls[0]["arguments"])["seed"] == 1.2345678901234568e29
+
+
+async def test_a_lone_surrogate_escape_in_arguments_or_json_is_replaced_not_an_error(gw, emu):
+    emu.state.replies.append(Reply(
+        text='<tool_call name="get_weather">{"city": "Par\\ud83d is \\ud83d\\ude00"}</tool_call>'))
+    r = await gw.client().chat.completions.create(model="kimi", messages=ASK, tools=TOOLS)
+    args = json.loads(r.choices[0].message.tool_calls[0].function.arguments)
+    assert args == {"city": "Par\ufffd is \U0001F600"}
+    emu.state.replies.append(Reply(text='{"name": "Ada\\udc00"}'))
+    r = await gw.client().chat.completions.create(model="kimi", messages=ASK,
+                                                  response_format={"type": "json_object"})
+    assert json.loads(r.choices[0].message.content) == {"name": "Ada\ufffd"}

@@ -165,7 +165,7 @@ def _xml_value(value: str, string: str | None):
     if string == "true":
         return value
     try:
-        return json.loads(value)
+        return jsonfix.scrub(json.loads(value, parse_int=jsonfix.safe_int), value)
     except ValueError:
         if string == "false":
             try:

@@ -32,17 +32,35 @@ def loads(text: str, *, complete: bool = True):
     are added; an open string or a dangling key, comma or colon is an error."""
     text = clean(text)
     try:
-        return json.loads(text, strict=False, parse_int=_int)
+        return scrub(json.loads(text, strict=False, parse_int=safe_int), text)
     except ValueError:
         pass
     fixed = _Repair(text).run(complete)
     try:
-        return json.loads(fixed, strict=False, parse_int=_int)
+        return scrub(json.loads(fixed, strict=False, parse_int=safe_int), fixed)
     except ValueError as e:
         raise JSONFixError(f"invalid JSON ({e.msg} at character {e.pos})") from None
 
 
-def _int(digits: str):
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE = re.compile("[\ud800-\udfff]")
+
+
+def scrub(value, text: str):
+    """`value` (parsed from `text`) without lone surrogates, which an escape such as \\ud800
+    makes and no UTF-8 writer can carry: each becomes U+FFFD."""
+    if not _SURROGATE_ESCAPE.search(text):
+        return value
+    if isinstance(value, str):
+        return _LONE.sub("\ufffd", value)     # json.loads joined every valid pair already
+    if isinstance(value, list):
+        return [scrub(v, text) for v in value]
+    if isinstance(value, dict):
+        return {scrub(k, text): scrub(v, text) for k, v in value.items()}
+    return value
+
+
+def safe_int(digits: str):
     """An integer as JSON writers downstream (orjson) can carry it: beyond 64 bits it becomes
     a float (what a JavaScript client would read anyway), or its digits when even that fails."""
     value = int(digits)

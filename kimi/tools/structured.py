@@ -40,12 +40,12 @@ def first_json_value(text: str) -> object | None:
     only a JSON scalar gives that scalar. None when there is no JSON value."""
     whole = jsonfix.clean(text)
     try:
-        return json.loads(whole, strict=False)
+        return jsonfix.scrub(json.loads(whole, strict=False), whole)
     except ValueError:
         pass
     for m in _STARTS.finditer(text):
         try:
-            return _DECODER.raw_decode(text, m.start())[0]
+            return jsonfix.scrub(_DECODER.raw_decode(text, m.start())[0], text)
         except ValueError:
             pass
         try:
