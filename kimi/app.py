@@ -16,6 +16,8 @@ from .admin.keys import ApiKeys
 from .admin.session import Sessions
 from .admin.traffic import TrafficLog
 from .api import admin_routes
+from .api import models as model_routes
+from .api.anthropic import routes as anthropic_routes
 from .api.openai import routes as openai_routes
 from .canonical.models import ModelCatalogue
 from .chat.addresses import AddressPolicy
@@ -56,6 +58,8 @@ def create_app(config: Config) -> web.Application:
     app[TRACE_HOOKS] = [app[METRICS].observe]
     app.cleanup_ctx.append(_services)
     openai_routes.add_routes(app)
+    anthropic_routes.add_routes(app)
+    model_routes.add_routes(app)
     admin_routes.add_routes(app)
     if config.admin.key:
         app[TRAFFIC] = TrafficLog(config.admin.traffic_records)
