@@ -214,3 +214,13 @@ async def test_a_lone_surrogate_escape_in_arguments_or_json_is_replaced_not_an_e
     r = await gw.client().chat.completions.create(model="kimi", messages=ASK,
                                                   response_format={"type": "json_object"})
     assert json.loads(r.choices[0].message.content) == {"name": "Ada\ufffd"}
+
+
+async def test_a_draft_3_schema_with_required_true_is_no_internal_error(gw, emu):
+    emu.state.replies.append(Reply(text='{"a": "x"}'))
+    schema = {"type": "object", "required": True,
+              "properties": {"a": {"type": "string", "required": True}}}
+    r = await gw.client().chat.completions.create(
+        model="kimi", messages=ASK,
+        response_format={"type": "json_schema", "json_schema": {"name": "A", "schema": schema}})
+    assert json.loads(r.choices[0].message.content) == {"a": "x"}

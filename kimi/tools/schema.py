@@ -121,8 +121,9 @@ def _search(pattern: str, value: str) -> bool:
 def _object(value: dict, schema: dict, root: dict, path: str) -> list[str]:
     errors = []
     props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
-    for key in schema.get("required") or ():
-        if key not in value:
+    required = schema.get("required")     # draft 3 wrote `"required": true` on properties
+    for key in required if isinstance(required, list) else ():
+        if isinstance(key, str) and key not in value:
             errors.append(f"{path}: missing required property {key!r}")
     extra = schema.get("additionalProperties", True)
     for key, item in value.items():
