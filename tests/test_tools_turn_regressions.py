@@ -224,3 +224,17 @@ async def test_a_draft_3_schema_with_required_true_is_no_internal_error(gw, emu)
         model="kimi", messages=ASK,
         response_format={"type": "json_schema", "json_schema": {"name": "A", "schema": schema}})
     assert json.loads(r.choices[0].message.content) == {"a": "x"}
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": "object", "required": True, "properties": {"city": {"type": "string",
+                                                                 "required": True}}},
+    {"type": "object", "properties": ["city"], "required": [["city"]]},
+    {"type": "object", "properties": {"city": {"type": {"odd": 1}}}},
+])
+async def test_odd_tool_schemas_still_make_calls(gw, emu, schema):
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": schema}}
+    emu.state.replies.append(Reply(text='<tool_call name="get_weather">"Paris"</tool_call>'))
+    emu.state.replies.append(Reply(text=CALL_FORMS["ours"]))
+    r = await gw.client().chat.completions.create(model="kimi", messages=ASK, tools=[tool])
+    assert r.choices[0].message.tool_calls[0].function.name == "get_weather"

@@ -12,7 +12,7 @@ import orjson
 from kimi.canonical.tools import ToolSpec
 
 from . import jsonfix
-from .schema import deref, type_ok, types_of, validate
+from .schema import deref, properties, required, type_ok, types_of, validate
 
 _INT = re.compile(r"^[+-]?\d+$")
 _NUM = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -74,12 +74,10 @@ def _is_wrapper(value: dict, spec: ToolSpec) -> bool:
 
 
 def _single_string_param(value, spec: ToolSpec) -> dict:
-    schema = spec.parameters or {}
-    required = schema.get("required") or []
-    props = schema.get("properties") or {}
-    if isinstance(value, str) and len(required) == 1 \
-            and "string" in types_of(props.get(required[0]) or {}):
-        return {required[0]: value}
+    names, props = required(spec.parameters), properties(spec.parameters)
+    if isinstance(value, str) and len(names) == 1 \
+            and "string" in types_of(deref(props.get(names[0]), None)):
+        return {names[0]: value}
     raise ArgError(f"the arguments must be a JSON object, got {type(value).__name__}")
 
 
