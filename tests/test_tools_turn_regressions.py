@@ -238,3 +238,11 @@ async def test_odd_tool_schemas_still_make_calls(gw, emu, schema):
     emu.state.replies.append(Reply(text=CALL_FORMS["ours"]))
     r = await gw.client().chat.completions.create(model="kimi", messages=ASK, tools=[tool])
     assert r.choices[0].message.tool_calls[0].function.name == "get_weather"
+
+
+async def test_a_schema_with_a_non_list_all_of_still_makes_a_call(gw, emu):
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "allOf": True, "properties": {"city": {"type": "string"}}}}}
+    emu.state.replies.append(Reply(text=CALL_FORMS["ours"]))
+    r = await gw.client().chat.completions.create(model="kimi", messages=ASK, tools=[tool])
+    assert r.choices[0].message.tool_calls[0].function.name == "get_weather"

@@ -125,7 +125,8 @@ def fit(value, schema, root):
                 if not validate(fitted, sub, root=root):
                     return fitted
             return value
-    for sub in schema.get("allOf") or ():
+    subs = schema.get("allOf")
+    for sub in subs if isinstance(subs, list) else ():
         value = fit(value, sub, root)
     types = types_of(schema) or (["object"] if "properties" in schema else [])
     if types and not type_ok(value, {"type": types}):
