@@ -100,6 +100,7 @@ async def test_an_unchanged_contract_is_not_resent(gw, emu):
     {"tools": [{"type": ["function"], "function": {"name": "x"}}]},
     {"tools": TOOLS, "tool_choice": {"type": ["function"]}},
     {"response_format": {"type": ["json_object"]}},
+    {"messages": [{"role": ["user"], "content": "hi"}]},
 ])
 async def test_odd_tool_fields_are_a_400_not_a_500(gw, field):
     async with aiohttp.ClientSession() as s:

@@ -61,7 +61,7 @@ def _message(m, where: str) -> Message:
     if not isinstance(m, dict):
         raise InvalidRequest(f"{where} must be an object", param=where)
     role = m.get("role")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         raise InvalidRequest(f"{where}.role must be one of system, user, assistant, tool",
                              param=f"{where}.role")
     role = {"developer": "system", "function": "tool"}.get(role, role)
