@@ -247,3 +247,16 @@ async def test_a_schema_with_a_non_list_all_of_still_makes_a_call(gw, emu):
     emu.state.replies.append(Reply(text=CALL_FORMS["ours"]))
     r = await gw.client().chat.completions.create(model="kimi", messages=ASK, tools=[tool])
     assert r.choices[0].message.tool_calls[0].function.name == "get_weather"
+
+
+async def test_a_history_ending_in_an_assistant_prefill_is_answered_not_refused(gw, emu):
+    client = gw.client()
+    history = list(ASK)
+    emu.state.replies.append(Reply(text="Sunny."))
+    r = await client.chat.completions.create(model="kimi", messages=history)
+    history += [{"role": "assistant", "content": r.choices[0].message.content},
+                {"role": "user", "content": "And tomorrow?"},
+                {"role": "assistant", "content": "Tomorrow it will be"}]
+    emu.state.replies.append(Reply(text=" rainy."))
+    r = await client.chat.completions.create(model="kimi", messages=history)
+    assert r.choices[0].message.content == " rainy."

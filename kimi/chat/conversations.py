@@ -177,7 +177,11 @@ class Conversations:
             raise
 
     async def _automatic(self, req: ChatRequest, scope: str) -> Plan:
-        conv = await self.repo.by_digest(scope, prefix_digests(req.messages))
+        # A history ending in an assistant turn (a prefill) is no new turn of a stored chat:
+        # it is answered in a chat of its own, not refused.
+        ends_new = req.messages[-1].role in ("user", "tool")
+        conv = await self.repo.by_digest(scope, prefix_digests(req.messages)) if ends_new \
+            else None
         if conv is not None:
             lock = self.lock_for(scope, conv.id)
             await lock.acquire()    # released by the chat service when the turn ends
