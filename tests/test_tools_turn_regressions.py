@@ -260,3 +260,15 @@ async def test_a_history_ending_in_an_assistant_prefill_is_answered_not_refused(
     emu.state.replies.append(Reply(text=" rainy."))
     r = await client.chat.completions.create(model="kimi", messages=history)
     assert r.choices[0].message.content == " rainy."
+
+
+async def test_a_request_without_tools_still_shows_the_calls_in_its_history(gw, emu):
+    history = [*ASK, {"role": "assistant", "content": None, "tool_calls": [{
+        "id": "call_1", "type": "function",
+        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "21 degrees"},
+        {"role": "user", "content": "Summarise."}]
+    emu.state.replies.append(Reply(text="Warm."))
+    await gw.client().chat.completions.create(model="kimi", messages=history)
+    sent = prompts(emu)[0]
+    assert 'get_weather with {"city":"Paris"}' in sent and "21 degrees" in sent

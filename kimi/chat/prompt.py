@@ -26,7 +26,13 @@ from ..tools.structured import json_instruction
 def fold_messages(messages: list[Message]) -> str:
     if len(messages) == 1 and messages[0].role == "user" and not messages[0].tool_calls:
         return messages[0].text
-    return "\n\n".join(f"{_label(m)}: {m.text}" for m in messages)
+    return "\n\n".join(f"{_label(m)}: {_with_calls(m)}" for m in messages)
+
+
+def _with_calls(m: Message) -> str:
+    """A message's text; an assistant's calls told as what it did (no tools were offered,
+    so no call format is taught)."""
+    return "\n".join(([m.text] if m.text else []) + [_narrate(c) for c in m.tool_calls])
 
 
 def _label(m: Message) -> str:
