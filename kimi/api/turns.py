@@ -13,7 +13,7 @@ from ..canonical.request import ChatRequest
 from ..web.auth import caller_of
 from ..web.keys import CONFIG, SERVICE
 from ..web.middleware import TRACE
-from ..web.sse import SSEStream
+from ..web.sse import KEEPALIVE, SSEStream
 
 
 async def open_turn(request: web.Request, req: ChatRequest, dialect: str,
@@ -44,14 +44,16 @@ def first_token(request: web.Request) -> None:
 
 
 async def stream_turn(request: web.Request, turn, encode, *, head: bytes = b"",
-                      tail=lambda: b"", in_band, headers: dict | None = None) -> web.StreamResponse:
+                      tail=lambda: b"", in_band, headers: dict | None = None,
+                      keepalive: bytes = KEEPALIVE) -> web.StreamResponse:
     """The turn's events as server-sent events: `head` before the first content,
     `encode(ev)` per event, `tail()` at the end, `in_band(error)` for an error after the
-    response started."""
+    response started, `keepalive` while the upstream is silent (an SSE comment unless the
+    dialect's clients need something else)."""
     trace = request[TRACE]
     sse = SSEStream(request, keepalive=request.app[CONFIG].server.keepalive_seconds,
                     headers={"X-Request-Id": trace.request_id, **conversation_headers(turn),
-                             **(headers or {})})
+                             **(headers or {})}, keepalive_bytes=keepalive)
 
     def on_event(ev):
         if trace.first_token is None and type(ev) is not Usage:

@@ -31,7 +31,7 @@ SSE_HEADERS = {
     "X-Accel-Buffering": "no",      # nginx: do not buffer this response
     "Connection": "keep-alive",
 }
-KEEPALIVE = b": keep-alive\n\n"
+KEEPALIVE = b": keep-alive\n\n"   # an SSE comment; a dialect whose clients choke on it gives its own
 FLUSH_BYTES = 64 * 1024     # write at once past this much pending (and feel backpressure)
 
 
@@ -44,8 +44,10 @@ class _HeadersWithFirstWrite(web.StreamResponse):
 
 
 class SSEStream:
-    def __init__(self, request: web.Request, *, keepalive: float, headers: dict | None = None):
+    def __init__(self, request: web.Request, *, keepalive: float, headers: dict | None = None,
+                 keepalive_bytes: bytes = KEEPALIVE):
         self.request = request
+        self.keepalive_bytes = keepalive_bytes
         self.resp = _HeadersWithFirstWrite(headers={**SSE_HEADERS, **(headers or {})})
         self.keepalive = keepalive
         self.accepted = False
@@ -91,7 +93,7 @@ class SSEStream:
             if delay > 0:
                 await asyncio.sleep(delay)
             elif self.accepted:
-                await self.write(KEEPALIVE)
+                await self.write(self.keepalive_bytes)
                 try:
                     await self.flush()
                 except ConnectionResetError:
