@@ -9,7 +9,9 @@ import time
 
 from aiohttp import web
 
-from .api import admin_routes
+from .api import admin_routes, unserved
+from .api.completions import routes as completions_routes
+from .api.gemini import routes as gemini_routes
 from .api.openai import routes as openai_routes
 from .canonical.models import ModelCatalogue
 from .chat.addresses import AddressPolicy
@@ -48,6 +50,9 @@ def create_app(config: Config) -> web.Application:
     app[TRACE_HOOKS] = [app[METRICS].observe]
     app.cleanup_ctx.append(_services)
     openai_routes.add_routes(app)
+    gemini_routes.add_routes(app)
+    completions_routes.add_routes(app)
+    unserved.add_routes(app)
     admin_routes.add_routes(app)
     app.router.add_get("/ping", ping)
     app.router.add_get("/healthz", healthz)

@@ -11,6 +11,7 @@ from ...web.auth import caller_of
 from ...web.body import read_json
 from ...web.keys import CATALOGUE, SERVICE
 from ...web.middleware import add_error_body
+from ...web.routing import add_shared_route
 from ..turns import conversation_headers, first_token, open_turn, stream_turn
 from .attachments import claim_inline_parts
 from .decode import decode_chat_request
@@ -90,9 +91,12 @@ async def delete_conversation(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     add_error_body(app, lambda request: True, error_body)     # the default shape
     app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/chat/completions", chat_completions)     # clients that drop the /v1
     app.router.add_post("/v1/chat/completions/{conversation_id}", chat_completions_stateful)
-    app.router.add_get("/v1/models", models)
-    app.router.add_get("/v1/models/{model}", model)
+    add_shared_route(app, "GET", "/v1/models", models)          # shared with Gemini's
+    add_shared_route(app, "GET", "/v1/models/{model}", model)
+    app.router.add_get("/models", models)
+    app.router.add_get("/models/{model}", model)
     app.router.add_get("/v1/conversations", list_conversations)
     app.router.add_get("/v1/conversations/{conversation_id}", get_conversation)
     app.router.add_delete("/v1/conversations/{conversation_id}", delete_conversation)
