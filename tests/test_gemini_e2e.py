@@ -11,7 +11,7 @@ from google.genai import errors as genai_errors
 from google.genai import types
 from pydantic import BaseModel
 
-from kimi.emulator import Reply, mint_access_token
+from kimi.emulator import Fault, Reply, mint_access_token
 from kimi.emulator.state import DEFAULT_THINK, default_text
 
 WEATHER = types.FunctionDeclaration(
@@ -248,6 +248,16 @@ async def test_api_keys_by_header_and_query(start_gateway, emu):
             assert r.status == 401 and err["status"] == "UNAUTHENTICATED" and err["code"] == 401
 
 
+async def test_pass_through_kimi_token_as_the_google_key(start_gateway, emu, token):
+    gw = await start_gateway()      # no server account: each caller brings a Kimi token
+    r = await gemini(gw, api_key=token).aio.models.generate_content(model="kimi", contents="Hi")
+    assert r.text == default_text(1, "Hi")
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{gw.url}/v1beta/models/kimi:generateContent",
+                          json={"contents": [{"parts": [{"text": "Hi"}]}]}) as r:
+            assert r.status == 401 and (await r.json())["error"]["status"] == "UNAUTHENTICATED"
+
+
 async def test_errors_in_googles_shape(gw, emu):
     client = gemini(gw)
     with pytest.raises(genai_errors.ClientError) as e:
@@ -266,3 +276,47 @@ async def test_errors_in_googles_shape(gw, emu):
         {"functionResponse": {"name": "x"}}]}]})
     assert status == 400 and orjson.loads(raw)["error"]["status"] == "INVALID_ARGUMENT"
     assert not emu.state.chat_requests
+
+
+async def test_error_after_content_is_in_band_and_the_sdk_raises(gw, emu):
+    emu.state.replies.append(Reply(fault=Fault("error", after=3, code="internal", message="broke")))
+    status, raw = await raw_stream(gw, {"contents": [{"parts": [{"text": "Hi"}]}]})
+    events = sse_events(raw)
+    assert status == 200 and events[-1]["error"]["code"] == 502
+    assert events[-1]["error"]["status"] == "UNAVAILABLE" and "broke" in events[-1]["error"]["message"]
+    assert "text" in events[0]["candidates"][0]["content"]["parts"][0]
+    emu.state.replies.append(Reply(fault=Fault("error", after=3, code="internal", message="broke")))
+    with pytest.raises(genai_errors.APIError) as e:
+        async for _ in await gemini(gw).aio.models.generate_content_stream(model="kimi",
+                                                                         contents="Hi"):
+            pass
+    assert e.value.code == 502
+
+
+async def test_moderation_is_safety_and_max_tokens(gw, emu):
+    client = gemini(gw)
+    emu.state.replies.append(Reply(fault=Fault("moderation", after=2)))
+    r = await client.aio.models.generate_content(model="kimi", contents="Hi")
+    # (the wire also carries Kimi's notice as finishMessage, which this SDK does not read)
+    assert r.candidates[0].finish_reason == types.FinishReason.SAFETY
+    emu.state.replies.append(Reply(text="word " * 300))
+    r = await client.aio.models.generate_content(
+        model="kimi", contents="Hi", config=types.GenerateContentConfig(max_output_tokens=5,
+                                                                        stop_sequences=["never"]))
+    assert r.candidates[0].finish_reason == types.FinishReason.MAX_TOKENS
+    assert r.usage_metadata.candidates_token_count <= 5
+
+
+async def test_google_search_tool_searches_and_grounds(gw, emu):
+    results = [{"title": "T1", "url": "https://one.example"},
+               {"title": "T2", "url": "https://two.example"}]
+    emu.state.replies.append(Reply(text="First. Second.", search=results, citations="2026"))
+    cfg = types.GenerateContentConfig(tools=[types.Tool(google_search=types.GoogleSearch())])
+    r = await gemini(gw).aio.models.generate_content(model="kimi", contents="News?", config=cfg)
+    meta = r.candidates[0].grounding_metadata
+    assert [c.web.uri for c in meta.grounding_chunks] == ["https://one.example", "https://two.example"]
+    text = r.text.encode()
+    marks = [text[s.segment.start_index:s.segment.end_index] for s in meta.grounding_supports]
+    assert marks[:2] == [b"[1]", b"[2]"]
+    sent = orjson.dumps(emu.state.chat_requests[0]).decode()
+    assert "search" in sent.lower()

@@ -175,3 +175,18 @@ def test_bad_input_names_the_field(body, param):
     with pytest.raises(InvalidRequest) as e:
         decode_generate(body, "kimi", False)
     assert e.value.param == param
+
+
+def test_media_parts_become_attachments():
+    body = {"contents": [{"parts": [
+        {"text": "Compare"},
+        {"inline_data": {"mime_type": "application/pdf", "data": "JVBERi0x-_8"}},
+        {"fileData": {"fileUri": "https://files.example/a.png", "mimeType": "image/png",
+                      "displayName": "a.png"}}]}]}
+    (msg,) = decode_generate(body, "kimi", False).chat.messages
+    inline, linked = msg.attachments
+    assert (inline.kind, inline.mime, inline.filename, inline.data) == (
+        "file", "application/pdf", "file.pdf", b"%PDF-1\xfb\xff")
+    assert (linked.kind, linked.url, linked.filename) == ("image", "https://files.example/a.png",
+                                                          "a.png")
+    assert msg.text == "Compare"
