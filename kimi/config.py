@@ -34,6 +34,7 @@ class KimiConfig:
     tokens: tuple[str, ...] = ()
     connect_timeout_seconds: float = 10.0
     idle_timeout_seconds: float = 90.0
+    connection_idle_seconds: float = 60.0
     delete_chats: bool = True
     think_tags: bool = False
     models_refresh_seconds: float = 3600.0
@@ -71,6 +72,13 @@ class ToolsConfig:
 
 
 @dataclass(frozen=True)
+class AdminConfig:
+    key: str = ""                   # empty: no console, /admin answers 404
+    traffic_records: int = 10000    # requests kept in memory for the traffic list
+    session_hours: float = 12.0     # a console login lasts this long
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     kimi: KimiConfig = field(default_factory=KimiConfig)
@@ -78,11 +86,12 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     files: FilesConfig = field(default_factory=FilesConfig)
     tools: ToolsConfig = field(default_factory=ToolsConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
     source: str = "<defaults>"
 
 
 SECTIONS = {"server": ServerConfig, "kimi": KimiConfig, "pool": PoolConfig, "store": StoreConfig,
-            "files": FilesConfig, "tools": ToolsConfig}
+            "files": FilesConfig, "tools": ToolsConfig, "admin": AdminConfig}
 
 # Environment variable -> (section, key). Lists are comma-separated.
 ENV_OVERRIDES = {
@@ -94,6 +103,7 @@ ENV_OVERRIDES = {
     "KIMI_BASE_URL": ("kimi", "base_url"),
     "KIMI_AUTH_URL": ("kimi", "auth_url"),
     "STORE_PATH": ("store", "path"),
+    "ADMIN_KEY": ("admin", "key"),
 }
 
 
@@ -154,6 +164,7 @@ def _build(section: str, cls, values: dict):
 
 
 CHOICES = {"overflow": ("error", "rotate"), "log_level": ("debug", "info", "warning", "error")}
+MIN_ADMIN_KEY = 16
 MAY_BE_ZERO = {"auto_continue_minutes", "refresh_margin_seconds", "dedupe_ttl_hours", "retries"}
 
 
@@ -162,6 +173,9 @@ def _check_value(name: str, key: str, value) -> None:
     flood the client, a mistyped mode would silently be the default)."""
     if key in CHOICES and value not in CHOICES[key]:
         raise ConfigError(f"{name} must be one of {', '.join(CHOICES[key])}, got {value!r}")
+    if key == "key" and value and len(value) < MIN_ADMIN_KEY:
+        raise ConfigError(f"{name} must be at least {MIN_ADMIN_KEY} characters (it opens the "
+                          "operator console), or empty to turn the console off")
     if key == "port" and not 1 <= value <= 65535:
         raise ConfigError(f"{name} must be between 1 and 65535, got {value}")
     if key == "retries" and not 0 <= value <= 2:
