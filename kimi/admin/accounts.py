@@ -32,7 +32,7 @@ class ConsoleAccounts:
         for alias, token, disabled in await self.repo.accounts():
             if token is not None and alias not in self.config_aliases:
                 account = Account(token)
-                self.pool.accounts.append(account)
+                self.pool.add(account)
                 await self.tokens.restore(account)
             account = self._find(alias)
             if account is not None and disabled:
@@ -43,7 +43,7 @@ class ConsoleAccounts:
             (a for a in self.pool.accounts if a.alias == alias), None)
 
     def _detach(self, account: Account) -> None:
-        self.pool.accounts.remove(account)
+        self.pool.remove(account)
         self.disabled[account.alias] = account
 
     async def add(self, token) -> Account:
@@ -63,7 +63,7 @@ class ConsoleAccounts:
             raise InvalidRequest(f"Kimi did not accept the token: {problem}", param="token",
                                  code="invalid_kimi_token")
         await self.repo.save_account(account.alias, token, False)
-        self.pool.accounts.append(account)
+        self.pool.add(account)
         return account
 
     async def _validate(self, account: Account) -> str | None:
@@ -82,7 +82,7 @@ class ConsoleAccounts:
         if disabled and alias not in self.disabled:
             self._detach(account)
         elif not disabled and alias in self.disabled:
-            self.pool.accounts.append(self.disabled.pop(alias))
+            self.pool.add(self.disabled.pop(alias))
         return account
 
     async def remove(self, alias: str) -> None:
@@ -91,8 +91,7 @@ class ConsoleAccounts:
             raise Conflict("this account comes from the config file ([kimi] tokens): remove it "
                            "there and restart, or disable it here", code="config_account")
         await self.repo.delete_account(alias)
-        if account in self.pool.accounts:
-            self.pool.accounts.remove(account)
+        self.pool.remove(account)
         self.disabled.pop(alias, None)
         self._removed.append(account)
 

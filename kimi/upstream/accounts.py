@@ -99,6 +99,22 @@ class AccountPool:
             return found if found is not None and found.origin == "config" else None
         return next((a for a in candidates if a.alias == alias), None)
 
+    def add(self, account: Account) -> None:
+        """A server account added while running (the operator console)."""
+        if account not in self.accounts:
+            self.accounts.append(account)
+            self._aliases[account.alias] = account
+            self._ready.add(account)
+
+    def remove(self, account: Account) -> None:
+        """A server account taken out while running (disabled or removed); streams in
+        flight on it finish."""
+        if account in self.accounts:
+            self.accounts.remove(account)
+        if self._aliases.get(account.alias) is account:
+            del self._aliases[account.alias]
+        self._ready.remove(account)
+
     def all_accounts(self) -> list[Account]:
         return self.accounts + list(self._client_accounts.values())
 
