@@ -320,3 +320,15 @@ async def test_google_search_tool_searches_and_grounds(gw, emu):
     assert marks[:2] == [b"[1]", b"[2]"]
     sent = orjson.dumps(emu.state.chat_requests[0]).decode()
     assert "search" in sent.lower()
+
+
+async def test_stream_without_alt_sse_is_one_json_array(gw, emu):
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{gw.url}/v1beta/models/kimi:streamGenerateContent",
+                          json={"contents": [{"parts": [{"text": "Hi"}]}]}) as r:
+            body = await r.json()
+        async with s.get(f"{gw.url}/v1beta/models/no-such-model") as r404:
+            err = (await r404.json())["error"]
+    assert r.status == 200 and len(body) == 1
+    assert body[0]["candidates"][0]["content"]["parts"] == [{"text": default_text(1, "Hi")}]
+    assert r404.status == 404 and err["status"] == "NOT_FOUND" and "no-such-model" in err["message"]

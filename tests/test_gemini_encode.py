@@ -7,6 +7,7 @@ too, without a network."""
 from __future__ import annotations
 
 import os
+import re
 import pathlib
 
 import orjson
@@ -190,3 +191,31 @@ def test_media_parts_become_attachments():
     assert (linked.kind, linked.url, linked.filename) == ("image", "https://files.example/a.png",
                                                           "a.png")
     assert msg.text == "Compare"
+
+
+# Google's JS SDK (Gemini CLI) and Dart SDK: /^data: (.*)(?:\n\n|\r\r|\r\n\r\n)/ in JavaScript,
+# whose `.` matches no line terminator (\n, \r, U+2028, U+2029).
+JS_EVENT = re.compile("data: ([^\n\r\u2028\u2029]*)(?:\n\n|\r\r|\r\n\r\n)")
+
+
+def js_sdk_events(raw: str) -> list[dict]:
+    out = []
+    while raw:
+        m = JS_EVENT.match(raw)
+        assert m, f"the JS SDK would stall at {raw[:60]!r}"
+        out.append(orjson.loads(m.group(1)))
+        raw = raw[m.end():]
+    return out
+
+
+def test_the_js_sdk_reads_every_event_even_with_line_separators():
+    text = "line\u2028separator and paragraph\u2029end \u4e16"
+    enc = encode.StreamEncoder("kimi", "r", include_thoughts=True)
+    raw = (enc.keepalive() + enc.event(ReasoningDelta("a\u2028b")) + enc.event(TextDelta(text)) +
+           enc.event(ToolCall("c", "f", {"s": "\u2029"})) + (enc.event(Finish()) or b"") +
+           enc.event(Usage(1, 2)) + encode.error_chunk(InvalidRequest("x\u2028y"))).decode()
+    events = js_sdk_events(raw)
+    parts = [p for e in events[:-1] for p in e["candidates"][0]["content"]["parts"]]
+    assert "".join(p.get("text", "") for p in parts if not p.get("thought")) == text
+    assert parts[-2]["functionCall"]["args"] == {"s": "\u2029"}
+    assert events[-1]["error"]["message"] == "x\u2028y"

@@ -18,6 +18,19 @@ from ...canonical.events import (ChatResult, Citation, Finish, FinishReason, Rea
 from ...canonical.tools import ToolCall, ToolKind
 from ...errors import GatewayError
 
+_LS, _PS = "\u2028".encode(), "\u2029".encode()
+
+
+def dumps(value) -> bytes:
+    """JSON for one SSE line. Google's JS and Dart SDKs find events with
+    /^data: (.*)(?:\\n\\n|\\r\\r|\\r\\n\\r\\n)/, whose `.` stops at U+2028 and U+2029: those are
+    escaped (orjson writes them raw), or such an answer would stall Gemini CLI."""
+    data = orjson.dumps(value)
+    if b"\xe2\x80" in data:
+        data = data.replace(_LS, b"\\u2028").replace(_PS, b"\\u2029")
+    return data
+
+
 FINISH = {FinishReason.STOP: "STOP", FinishReason.LENGTH: "MAX_TOKENS",
           FinishReason.CONTENT_FILTER: "SAFETY", FinishReason.TOOL_CALLS: "STOP"}
 END = b"\r\n\r\n"
@@ -34,14 +47,14 @@ class StreamEncoder:
         self.model, self.response_id = model, response_id
         self.include_thoughts = include_thoughts
         self._head = b'data: {"candidates":[{"content":{"parts":['
-        self._tail = (b'],"role":"model"},"index":0}],"modelVersion":' + orjson.dumps(model) +
-                      b',"responseId":' + orjson.dumps(response_id) + b"}" + END)
+        self._tail = (b'],"role":"model"},"index":0}],"modelVersion":' + dumps(model) +
+                      b',"responseId":' + dumps(response_id) + b"}" + END)
         self.finish: Finish | None = None
         self.text: list[str] = []
         self.citations: list[Citation] = []
 
     def part(self, part: dict) -> bytes:
-        return self._head + orjson.dumps(part) + self._tail
+        return self._head + dumps(part) + self._tail
 
     def keepalive(self) -> bytes:
         """An empty text part: SDKs parse only `data:` lines (a comment breaks them)."""
@@ -75,7 +88,7 @@ class StreamEncoder:
                 "modelVersion": self.model, "responseId": self.response_id}
         if usage is not None:
             body["usageMetadata"] = usage_metadata(usage)
-        return b"data: " + orjson.dumps(body) + END
+        return b"data: " + dumps(body) + END
 
     def tail(self) -> bytes:
         """The last chunk, if no Usage came to carry it."""
@@ -176,4 +189,4 @@ def error_body(e: GatewayError) -> dict:
 
 
 def error_chunk(e: GatewayError) -> bytes:
-    return b"data: " + orjson.dumps(error_body(e)) + END
+    return b"data: " + dumps(error_body(e)) + END
