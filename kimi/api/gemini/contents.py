@@ -45,6 +45,7 @@ def decode_contents(raw) -> list[Message]:
     if not isinstance(raw, list) or not raw:
         raise InvalidRequest("'contents' must be a non-empty array", param="contents")
     messages: list[Message] = []
+    pending: list[ToolCall] = []    # calls of the latest model turn not answered yet
     for i, content in enumerate(raw):
         where = f"contents[{i}]"
         content = obj(content, where, required=True)
@@ -54,8 +55,9 @@ def decode_contents(raw) -> list[Message]:
         parts = array(content.get("parts"), f"{where}.parts")
         if role == "model":
             _add_model(messages, parts, where)
+            pending = list(messages[-1].tool_calls)
         else:
-            messages += _user(parts, where, _pending_calls(messages))
+            messages += _user(parts, where, pending)
     if not any(m.role != "system" for m in messages):
         raise InvalidRequest("'contents' has no parts to answer", param="contents")
     return messages
@@ -95,17 +97,6 @@ def _call(call: dict, where: str, position: str, index: int) -> ToolCall:
     if not isinstance(cid, str) or not cid:
         cid = f"call_{position.replace('contents[', '').replace(']', '')}"
     return ToolCall(cid, name, args or {}, index=index)
-
-
-def _pending_calls(messages: list[Message]) -> list[ToolCall]:
-    """The calls of the latest model turn that no tool message has answered yet."""
-    pending: list[ToolCall] = []
-    for m in messages:
-        if m.role == "assistant":
-            pending = list(m.tool_calls)
-        elif m.role == "tool":
-            pending = [c for c in pending if c.id != m.tool_call_id]
-    return pending
 
 
 def _user(parts: list, where: str, pending: list[ToolCall]) -> list[Message]:
