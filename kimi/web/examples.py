@@ -72,6 +72,8 @@ CLIENTS = (
       ("API Key", "{key}"), ("Completion mode", "Chat")]),
     ("one-api / new-api", "Channels \u2192 Add channel, type OpenAI",
      [("Base URL", "{base}"), ("Key", "{key}"), ("Models", "{models}")]),
+    ("Gemini CLI", "environment (Gemini API; \"Use Gemini API key\" at first start)",
+     [("Shell", "GOOGLE_GEMINI_BASE_URL={base} GEMINI_API_KEY={key} gemini -m kimi")]),
 )
 
 
