@@ -16,6 +16,8 @@ from .admin.keys import ApiKeys
 from .admin.session import Sessions
 from .admin.traffic import TrafficLog
 from .api import admin_routes, unserved
+from .api import models as model_routes
+from .api.anthropic import routes as anthropic_routes
 from .api.completions import routes as completions_routes
 from .api.gemini import routes as gemini_routes
 from .api.openai import routes as openai_routes
@@ -58,6 +60,8 @@ def create_app(config: Config) -> web.Application:
     app[TRACE_HOOKS] = [app[METRICS].observe]
     app.cleanup_ctx.append(_services)
     openai_routes.add_routes(app)
+    anthropic_routes.add_routes(app)
+    model_routes.add_routes(app)
     gemini_routes.add_routes(app)
     completions_routes.add_routes(app)
     unserved.add_routes(app)

@@ -54,7 +54,8 @@ def authenticate(request: web.Request, api_keys: tuple[str, ...], has_server_tok
     presented = bearer(request)
     if api_keys or (stored is not None and stored.active):
         if presented is None:
-            raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'",
+            raise Unauthorized("missing API key: send 'Authorization: Bearer <key>' (or "
+                               "'x-api-key: <key>')",
                                code="missing_api_key")
         match = None
         for i, key in enumerate(api_keys):

@@ -1,7 +1,7 @@
 """Gemini API routes (generateContent, streamGenerateContent, countTokens, models): decode,
 run the turn, encode. `{v}` is v1beta (Gemini CLI and most clients), v1 (google-genai's
-default) or v1alpha. GET /v1/models is shared with the OpenAI dialect: a request from a
-Google client (its key header or `?key=`, or the SDK's x-goog-api-client) gets this one."""
+default) or v1alpha. GET /v1/models (kimi/api/models.py, shared by the dialects) answers in
+this shape to a Google client (its key header or `?key=`, or the SDK's x-goog-api-client)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ...web.auth import caller_of
 from ...web.body import read_json
 from ...web.keys import CATALOGUE, TOKEN_COUNTER
 from ...web.middleware import add_error_body
-from ...web.routing import add_shared_route
+from ..models import add_models_shape
 from ..turns import conversation_headers, first_token, open_turn, stream_turn
 from .decode import decode_count, decode_generate, model_name
 from .encode import (StreamEncoder, error_body, error_chunk, model_body, models_body,
@@ -59,7 +59,7 @@ async def model_action(request: web.Request) -> web.StreamResponse:
         if sse:
             enc = StreamEncoder(gem.chat.model, new_response_id(), gem.include_thoughts)
             return await stream_turn(request, turn, enc.event, tail=enc.tail,
-                                     in_band=error_chunk, keepalive=enc.keepalive())
+                                     in_band=error_chunk, ping=enc.keepalive())
         result = await collect(turn.events())
         first_token(request)
         answer = response_body(result, gem.chat.model, new_response_id(), gem.include_thoughts)
@@ -83,19 +83,26 @@ async def _count(request: web.Request, body, model: str) -> web.Response:
     return web.json_response({"totalTokens": usage["prompt_tokens"]})
 
 
+def _models(request: web.Request) -> dict:
+    return models_body(request.app[CATALOGUE].list())
+
+
+def _model(request: web.Request, wanted: str) -> dict | None:
+    wanted = model_name(wanted)
+    return next((model_body(s) for s in request.app[CATALOGUE].list() if s.id == wanted), None)
+
+
 async def models(request: web.Request) -> web.Response:
-    return web.Response(body=orjson.dumps(models_body(request.app[CATALOGUE].list())),
-                        content_type="application/json")
+    return web.Response(body=orjson.dumps(_models(request)), content_type="application/json")
 
 
 async def model(request: web.Request) -> web.Response:
-    wanted = model_name(request.match_info["model"])
-    for spec in request.app[CATALOGUE].list():
-        if spec.id == wanted:
-            return web.Response(body=orjson.dumps(model_body(spec)),
-                                content_type="application/json")
-    raise NotFound(f"no model '{wanted}' in the catalogue (any name still works in "
-                   "generateContent: unknown names fall back to the default model)")
+    found = _model(request, request.match_info["model"])
+    if found is None:
+        raise NotFound(f"no model '{model_name(request.match_info['model'])}' in the catalogue "
+                       "(any name still works in generateContent: unknown names fall back to "
+                       "the default model)")
+    return web.Response(body=orjson.dumps(found), content_type="application/json")
 
 
 def add_routes(app: web.Application) -> None:
@@ -104,5 +111,4 @@ def add_routes(app: web.Application) -> None:
     for version in ("v1beta", "v1alpha"):
         app.router.add_get(f"/{version}/models", models)
         app.router.add_get(f"/{version}/models/{{model}}", model)
-    add_shared_route(app, "GET", "/v1/models", models, matches=_google_client)
-    add_shared_route(app, "GET", "/v1/models/{model}", model, matches=_google_client)
+    add_models_shape(app, _google_client, _models, _model)      # GET /v1/models
