@@ -229,6 +229,15 @@ async def test_inline_image_and_system_instruction(gw, emu):
     assert "Answer in French." in prompts(emu)[0]
 
 
+async def test_a_large_inline_document_is_uploaded_intact(gw, emu):
+    doc = b"%PDF-1.7\n" + bytes(range(256)) * 2048      # 512 KB: past the scanner's threshold
+    await gemini(gw).aio.models.generate_content(model="kimi", contents=[
+        types.Part.from_text(text="Summarise"),
+        types.Part.from_bytes(data=doc, mime_type="application/pdf")])
+    (record,) = emu.state.files.values()
+    assert (record.data, record.content_type, record.name) == (doc, "application/pdf", "file.pdf")
+
+
 async def test_api_keys_by_header_and_query(start_gateway, emu):
     gw = await start_gateway(kimi={"tokens": (mint_access_token("u"),)},
                              server={"api_keys": ("sk-gemini-key-1",)})

@@ -6,6 +6,7 @@ too, without a network."""
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import pathlib
@@ -15,11 +16,14 @@ import pytest
 
 from kimi.api.completions import encode as legacy
 from kimi.api.gemini import encode
+from kimi.api.gemini.contents import RAW_BASE64, claim_inline_data
 from kimi.api.gemini.decode import decode_generate
 from kimi.canonical.events import (ChatResult, Citation, Finish, FinishReason, ReasoningDelta,
                                    TextDelta, Usage)
 from kimi.canonical.tools import ChoiceMode, ToolCall, ToolKind
 from kimi.errors import InvalidRequest, RateLimited
+from kimi.web import inline
+from kimi.web.inline import BodyScanner, InlinePayload
 
 DATA = pathlib.Path(__file__).parent / "data"
 
@@ -219,3 +223,29 @@ def test_the_js_sdk_reads_every_event_even_with_line_separators():
     assert "".join(p.get("text", "") for p in parts if not p.get("thought")) == text
     assert parts[-2]["functionCall"]["args"] == {"s": "\u2029"}
     assert events[-1]["error"]["message"] == "x\u2028y"
+
+
+def test_large_inline_data_stays_decoded_from_the_body_scanner(monkeypatch):
+    """inlineData.data is plain base64 under "data": the body scanner decodes it while the
+    body streams in, the claim keeps it decoded, the decoder attaches it as it is."""
+    monkeypatch.setattr(inline, "INLINE_MIN", 64)
+    doc = bytes(range(256)) * 4
+    body = orjson.dumps({"contents": [{"parts": [
+        {"text": "What is it?"},
+        {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(doc).decode()}}]}],
+        "other": {"data": base64.b64encode(doc).decode()}})
+    scanner = BodyScanner(10**8, RAW_BASE64)
+    for i in range(0, len(body), 100):
+        scanner.feed(body[i:i + 100])
+    scanner.finish()
+    parsed = orjson.loads(scanner.out)
+    claim_inline_data(parsed, scanner.take)
+    scanner.restore(parsed)
+    try:
+        assert parsed["other"]["data"] == base64.b64encode(doc).decode(), "unclaimed: text again"
+        (msg,) = decode_generate(parsed, "kimi", False).chat.messages
+        (a,) = msg.attachments
+        assert isinstance(a.data, InlinePayload) and a.data.data == doc
+        assert (a.kind, a.mime) == ("image", "image/png")
+    finally:
+        scanner.close()

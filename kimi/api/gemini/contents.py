@@ -23,7 +23,11 @@ import orjson
 from ...canonical.request import Attachment, Message
 from ...canonical.tools import ToolCall
 from ...errors import InvalidRequest
+from ...web.inline import InlinePayload
 from .wire import array, get, obj
+
+# inlineData carries plain base64 under "data": decoded while the body is read (web/inline.py).
+RAW_BASE64 = (b"data",)
 
 ROLES = ("user", "model", "function", "tool")
 
@@ -168,9 +172,9 @@ def _inline(inline: dict, where: str) -> Attachment:
         raise InvalidRequest(f"{where}.mimeType must be a media type such as image/png",
                              param=f"{where}.mimeType")
     data = inline.get("data")
-    if not isinstance(data, str) or not data:
+    if not isinstance(data, (str, InlinePayload)) or not data:
         raise InvalidRequest(f"{where}.data must be base64 text", param=f"{where}.data")
-    content = _base64(data, f"{where}.data")
+    content = data if isinstance(data, InlinePayload) else _base64(data, f"{where}.data")
     if not content:
         raise InvalidRequest(f"{where}: the attached content is empty", param=where,
                              code="empty_file")
@@ -211,3 +215,17 @@ def _linked(linked: dict, where: str) -> Attachment:
 def _filename(kind: str, mime: str) -> str:
     ext = mimetypes.guess_extension(mime.lower()) or (".png" if kind == "image" else ".bin")
     return ("image" if kind == "image" else "file") + ext
+
+
+def claim_inline_data(body, take) -> None:
+    """Calls take(inlineData, "data") on every inline part _user() reads, so a large one
+    stays decoded (an InlinePayload) instead of becoming text again."""
+    contents = body.get("contents") if isinstance(body, dict) else None
+    if isinstance(contents, dict):
+        contents = [contents]
+    for content in contents if isinstance(contents, list) else ():
+        parts = content.get("parts") if isinstance(content, dict) else None
+        for part in parts if isinstance(parts, list) else ():
+            inline = get(part, "inlineData") if isinstance(part, dict) else None
+            if isinstance(inline, dict):
+                take(inline, "data")

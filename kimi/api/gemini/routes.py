@@ -19,6 +19,7 @@ from ...web.keys import CATALOGUE, TOKEN_COUNTER
 from ...web.middleware import add_error_body
 from ..models import add_models_shape
 from ..turns import conversation_headers, first_token, open_turn, stream_turn
+from .contents import RAW_BASE64, claim_inline_data
 from .decode import decode_count, decode_generate, model_name
 from .encode import (StreamEncoder, error_body, error_chunk, model_body, models_body,
                      new_response_id, response_body)
@@ -50,7 +51,7 @@ async def model_action(request: web.Request) -> web.StreamResponse:
         raise NotFound(f"'{target}': this gateway serves models/<model>:"
                        + ", :".join(ACTIONS), code="unknown_method")
     caller_of(request)      # before the body is read: no work for strangers
-    body = await read_json(request)
+    body = await read_json(request, claim_inline_data, RAW_BASE64)
     if action == "countTokens":
         return await _count(request, body, model)
     sse = action == "streamGenerateContent" and request.query.get("alt") == "sse"
