@@ -341,3 +341,24 @@ async def test_stream_without_alt_sse_is_one_json_array(gw, emu):
     assert r.status == 200 and len(body) == 1
     assert body[0]["candidates"][0]["content"]["parts"] == [{"text": default_text(1, "Hi")}]
     assert r404.status == 404 and err["status"] == "NOT_FOUND" and "no-such-model" in err["message"]
+
+
+async def test_the_sdks_automatic_function_calling(gw, emu):
+    """Python functions as tools: the SDK calls them itself and sends the result back (with
+    the call's id), continuing the same Kimi chat."""
+    seen = []
+
+    def get_weather(city: str) -> dict:
+        """Current weather for a city."""
+        seen.append(city)
+        return {"temp": 21, "city": city}
+
+    emu.state.replies.append(Reply(text=CALL))
+    emu.state.replies.append(Reply(text="It is 21 degrees in Paris."))
+    r = await gemini(gw).aio.models.generate_content(
+        model="kimi", contents="Weather in Paris?",
+        config=types.GenerateContentConfig(tools=[get_weather]))
+    assert seen == ["Paris"] and r.text == "It is 21 degrees in Paris."
+    assert chat_of(emu, 1) and '"temp":21' in prompts(emu)[1].replace(" ", "")
+    assert "Current weather for a city." in prompts(emu)[0]
+    assert "Current weather for a city." not in prompts(emu)[1], "only the result went upstream"
