@@ -15,9 +15,11 @@ from .admin.console import CONSOLE, TRAFFIC, Console
 from .admin.keys import ApiKeys
 from .admin.session import Sessions
 from .admin.traffic import TrafficLog
-from .api import admin_routes
+from .api import admin_routes, unserved
 from .api import models as model_routes
 from .api.anthropic import routes as anthropic_routes
+from .api.completions import routes as completions_routes
+from .api.gemini import routes as gemini_routes
 from .api.openai import routes as openai_routes
 from .canonical.models import ModelCatalogue
 from .chat.addresses import AddressPolicy
@@ -60,6 +62,9 @@ def create_app(config: Config) -> web.Application:
     openai_routes.add_routes(app)
     anthropic_routes.add_routes(app)
     model_routes.add_routes(app)
+    gemini_routes.add_routes(app)
+    completions_routes.add_routes(app)
+    unserved.add_routes(app)
     admin_routes.add_routes(app)
     if config.admin.key:
         app[TRAFFIC] = TrafficLog(config.admin.traffic_records)

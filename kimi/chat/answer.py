@@ -5,7 +5,6 @@ follow-up in the same chat is needed, and what to ask."""
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import string
@@ -46,7 +45,8 @@ class ToolStage:
     def begin(self) -> None:
         """A new upstream answer (the first, or a follow-up) gets fresh sieves."""
         self.content = ToolSieve(self.tools)
-        self.thinking = ToolSieve(self.tools, drain_after_calls=False)
+        # Thinking is never a whole-reply JSON call: it streams even when it starts with `{`.
+        self.thinking = ToolSieve(self.tools, drain_after_calls=False, whole_json=False)
         self.bad, self.held, self.candidates = [], [], []
 
     @property
@@ -94,7 +94,6 @@ class ToolStage:
             return None
         if self.bad:
             return f"your tool call block could not be used ({self.bad[0].error})"
-        # corrective_prompt knows these two by name; any other text is a parse error.
         if self.hold:
             return NO_CALL
         if not self.visible:
@@ -172,8 +171,5 @@ class JsonStage:
 
     def release(self) -> list[str]:
         if self.value is not None:
-            try:
-                return [orjson.dumps(self.value).decode()]
-            except orjson.JSONEncodeError:      # an integer beyond 64 bits
-                return [json.dumps(self.value, ensure_ascii=False, separators=(",", ":"))]
+            return [orjson.dumps(self.value).decode()]
         return ["".join(self.parts)]

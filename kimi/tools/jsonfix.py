@@ -8,11 +8,17 @@ from __future__ import annotations
 import json
 import re
 
+import orjson
+
 _INVISIBLE = re.compile("[\ufeff\u200b\u200c\u200d\u2060]")
 _FENCE = re.compile(r"^```[\w+-]*[ \t]*\n(.*?)\n?```$", re.S)
 _WORDS = {"True": "true", "False": "false", "None": "null",
           "true": "true", "false": "false", "null": "null", "NaN": "null"}
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+
+
+MAX_DEPTH = 64      # values nested deeper are refused (orjson, used downstream, stops at 255)
 
 
 class JSONFixError(ValueError):
@@ -32,44 +38,68 @@ def loads(text: str, *, complete: bool = True):
     are added; an open string or a dangling key, comma or colon is an error."""
     text = clean(text)
     try:
-        return scrub(json.loads(text, strict=False, parse_int=safe_int), text)
+        return decode(text)
     except ValueError:
         pass
     fixed = _Repair(text).run(complete)
     try:
-        return scrub(json.loads(fixed, strict=False, parse_int=safe_int), fixed)
+        return decode(fixed)
+    except JSONFixError:
+        raise
     except ValueError as e:
         raise JSONFixError(f"invalid JSON ({e.msg} at character {e.pos})") from None
 
 
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_LONE = re.compile("[\ud800-\udfff]")
-
-
-def scrub(value, text: str):
-    """`value` (parsed from `text`) without lone surrogates, which an escape such as \\ud800
-    makes and no UTF-8 writer can carry: each becomes U+FFFD."""
-    if not _SURROGATE_ESCAPE.search(text):
-        return value
-    if isinstance(value, str):
-        return _LONE.sub("\ufffd", value)     # json.loads joined every valid pair already
-    if isinstance(value, list):
-        return [scrub(v, text) for v in value]
-    if isinstance(value, dict):
-        return {scrub(k, text): scrub(v, text) for k, v in value.items()}
-    return value
-
-
-def safe_int(digits: str):
-    """An integer as JSON writers downstream (orjson) can carry it: beyond 64 bits it becomes
-    a float (what a JavaScript client would read anyway), or its digits when even that fails."""
-    value = int(digits)
-    if -2 ** 63 <= value < 2 ** 64:
-        return value
+def decode(text: str):
+    """json.loads, lenient about control characters in strings, with lone surrogates from
+    `\\ud83c`-style escapes replaced by U+FFFD (they cannot be encoded later)."""
     try:
-        return float(value)
-    except OverflowError:
-        return digits
+        value = json.loads(text, strict=False)
+        return scrub(value) if "\\u" in text else value
+    except RecursionError:
+        raise JSONFixError("invalid JSON (nested too deeply)") from None
+
+
+def dumps(value, *, sort_keys: bool = False) -> str:
+    """Compact JSON text. orjson first (fast); values it refuses (nested past 255 levels,
+    integers past 64 bits) go through the json module instead of failing the request."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else 0).decode()
+    except TypeError:
+        pass
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=sort_keys,
+                          default=str)
+    except (RecursionError, ValueError, TypeError):
+        return json.dumps(str(value), ensure_ascii=False)
+
+
+def encodable(value) -> bool:
+    """orjson (the encoders' library) can write `value`: no integer past 64 bits, no
+    nesting past its limit."""
+    try:
+        orjson.dumps(value)
+    except TypeError:
+        return False
+    return True
+
+
+def too_deep(value, budget: int = MAX_DEPTH) -> bool:
+    if isinstance(value, dict):
+        value = list(value.values())
+    if not isinstance(value, list):
+        return False
+    return budget == 0 or any(too_deep(v, budget - 1) for v in value)
+
+
+def scrub(value):
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {scrub(k): scrub(v) for k, v in value.items()}
+    return value
 
 
 class _Repair:

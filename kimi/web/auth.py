@@ -22,8 +22,18 @@ def bearer(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer":
-        return request.headers.get("x-api-key") or None
+        return other_key(request)
     return value.strip() or None
+
+
+def other_key(request: web.Request) -> str | None:
+    """The secret in the other places clients put it: Anthropic's `x-api-key`, Google's
+    `x-goog-api-key` header and `?key=` query parameter. It means what a bearer means."""
+    for value in (request.headers.get("x-api-key"), request.headers.get("x-goog-api-key"),
+                  request.query.get("key")):
+        if value and value.strip():
+            return value.strip()
+    return None
 
 
 def caller_of(request: web.Request) -> Caller:
