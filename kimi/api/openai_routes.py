@@ -41,7 +41,7 @@ async def _complete(request: web.Request, path_id: str | None) -> web.StreamResp
     req = decode_chat_request(await read_json(request, claim_inline_parts),
                               request.app[CATALOGUE].resolve)
     trace.model = req.model
-    turn = await service.turn(req, api_key_id=caller.api_key_id,
+    turn = await service.turn(req, scope=caller.scope,
                               client_tokens=list(caller.kimi_tokens), path_id=path_id, trace=trace)
     counter = request.app[TOKEN_COUNTER]
     options = ShapeOptions(stop=req.stop, max_tokens=req.max_tokens, silent=req.spec.silent,
@@ -158,8 +158,7 @@ async def model(request: web.Request) -> web.Response:
 
 
 def _scope(request: web.Request) -> str:
-    caller = caller_of(request)
-    return request.app[SERVICE].scope_for(caller.api_key_id, list(caller.kimi_tokens))
+    return caller_of(request).scope
 
 
 async def list_conversations(request: web.Request) -> web.Response:

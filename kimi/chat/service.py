@@ -17,7 +17,6 @@ from ..upstream.auth import check_live
 from ..upstream.client import CANCEL_PATH, DELETE_PATH, KimiClient
 from ..upstream.decode import StreamDecoder, UpstreamAuthError
 from ..upstream.payload import build_chat_payload
-from ..upstream.tokens import alias_for
 from .conversations import Conversations, Plan, check_id
 
 log = logging.getLogger("kimi.chat")
@@ -92,19 +91,10 @@ class ChatService:
             return self.pool.for_client_tokens(client_tokens)
         return self.pool.accounts
 
-    @staticmethod
-    def scope_for(api_key_id: str | None, client_tokens: list[str] | None) -> str:
-        """Conversation ids are scoped to the caller: its API key, or its Kimi account."""
-        if api_key_id is not None:
-            return f"key:{api_key_id}"
-        if client_tokens:
-            return alias_for(client_tokens[0])
-        return "server"
-
-    async def turn(self, req: ChatRequest, *, api_key_id: str | None, client_tokens: list[str],
+    async def turn(self, req: ChatRequest, *, scope: str, client_tokens: list[str],
                    path_id: str | None, trace: Trace) -> Turn:
+        """`scope`: the caller's conversation namespace (web/auth.py Caller.scope)."""
         accounts = self.accounts_for(client_tokens)
-        scope = self.scope_for(api_key_id, client_tokens)
         if path_id is not None:
             check_id(path_id, param="conversation_id (URL)")
         plan = await self.conversations.plan(req, scope, path_id)

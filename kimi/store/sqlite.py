@@ -14,13 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS account_tokens (
-    alias TEXT PRIMARY KEY,          -- hash of the token the user configured, never the token
+    alias TEXT PRIMARY KEY,          -- full sha256 of the token first given (older stores: its
+                                     -- short alias), never the token
     refresh_token TEXT,
     access_token TEXT,
     updated_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS conversations (
-    scope TEXT NOT NULL,             -- the caller: api key index or Kimi account alias
+    scope TEXT NOT NULL,             -- the caller: a hash of its API key, Kimi token or bearer
     id TEXT NOT NULL,                -- the client's conversation id
     account TEXT NOT NULL,           -- alias of the account that holds the upstream chat
     chat_id TEXT,

@@ -14,14 +14,15 @@ import time
 import aiohttp
 
 from ..errors import RateLimited, Unauthorized, UpstreamUnavailable
-from .tokens import alias_for, expires_at, token_kind
+from .tokens import alias_for, expires_at, key_for, token_kind
 
 HEALTHY, COOLING, DEAD = "healthy", "cooling", "dead"
 
 
 class Account:
     def __init__(self, token: str, *, origin: str = "config"):
-        self.alias = alias_for(token)
+        self.alias = alias_for(token)         # a label for logs and status pages
+        self.key = key_for(token)             # the identity: stored tokens, refreshes
         self.origin = origin                # "config" or "client" (pass-through)
         self.kind = token_kind(token)
         self.access_token: str | None = token if self.kind == "access" else None
@@ -102,6 +103,11 @@ class AccountPool:
             if acct not in out:
                 out.append(acct)
         return out
+
+    def known_accounts_of(self, tokens) -> list[Account]:
+        """The accounts already made for these tokens (none is made: a look-up only)."""
+        found = (self._client_accounts.get(t) or self._configured.get(t) for t in tokens)
+        return list(dict.fromkeys(a for a in found if a is not None))
 
     def forget_client_token(self, token: str) -> None:
         """Drop a pass-through account that turned out dead (e.g. after /token/check)."""

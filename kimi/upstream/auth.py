@@ -42,15 +42,19 @@ class TokenManager:
         Single-flight: no caller may refresh with the configured token while it loads."""
         if account.restored:
             return
-        fut = self._restoring.get(account.alias)
+        fut = self._restoring.get(account.key)
         if fut is None:
             fut = asyncio.ensure_future(self._restore(account))
-            self._restoring[account.alias] = fut
-            fut.add_done_callback(lambda _: self._restoring.pop(account.alias, None))
+            self._restoring[account.key] = fut
+            fut.add_done_callback(lambda _: self._restoring.pop(account.key, None))
         await asyncio.shield(fut)
 
     async def _restore(self, account: Account) -> None:
-        row = await self.store.load_tokens(account.alias)
+        row = await self.store.load_tokens(account.key)
+        if row is None and account.origin == "config":
+            # Stores written before tokens were keyed by their full hash: the operator's own
+            # configured token may be found by its alias. Never a client's: an alias is short.
+            row = await self.store.load_tokens(account.alias)
         account.restored = True
         if row is None:
             return
@@ -93,11 +97,11 @@ class TokenManager:
 
     async def refresh(self, account: Account) -> str:
         """Single-flight: concurrent callers for one account share one refresh call."""
-        fut = self._inflight.get(account.alias)
+        fut = self._inflight.get(account.key)
         if fut is None:
             fut = asyncio.ensure_future(self._refresh(account))
-            self._inflight[account.alias] = fut
-            fut.add_done_callback(lambda _: self._inflight.pop(account.alias, None))
+            self._inflight[account.key] = fut
+            fut.add_done_callback(lambda _: self._inflight.pop(account.key, None))
         return await asyncio.shield(fut)
 
     async def _refresh(self, account: Account) -> str:
@@ -118,7 +122,7 @@ class TokenManager:
                                     code="refresh_refused")
         access, new_rt = pair
         try:
-            await self.store.save_tokens(account.alias, new_rt or rt, access)   # durable first
+            await self.store.save_tokens(account.key, new_rt or rt, access)   # durable first
         except Exception as e:
             # The old refresh token is spent either way: keep the new one in memory.
             log.error("could not store the rotated refresh token of %s (%s); kept in memory "
