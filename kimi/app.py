@@ -27,9 +27,10 @@ from .upstream.client import KimiClient
 from .upstream.files import FileUploader
 from .usage import load_counter
 from .web.home import home
-from .web.keys import CATALOGUE, CONFIG, SERVICE, STARTED_AT, TOKEN_COUNTER
+from .web.keys import CATALOGUE, CONFIG, SERVICE, STARTED_AT, TOKEN_CHECKS, TOKEN_COUNTER
 from .web.metrics import METRICS, Metrics, metrics_handler
 from .web.middleware import TRACE_HOOKS, errors_and_logs
+from .web.ratelimit import SlidingWindowLimit
 from .web.status import readyz
 
 log = logging.getLogger("kimi.app")
@@ -43,6 +44,7 @@ def create_app(config: Config) -> web.Application:
     app[CATALOGUE] = ModelCatalogue()
     app[TOKEN_COUNTER] = load_counter()
     app[METRICS] = Metrics(app)
+    app[TOKEN_CHECKS] = SlidingWindowLimit(config.server.token_checks_per_minute)
     app[TRACE_HOOKS] = [app[METRICS].observe]
     app.cleanup_ctx.append(_services)
     openai_routes.add_routes(app)

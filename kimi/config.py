@@ -25,6 +25,7 @@ class ServerConfig:
     log_level: str = "info"
     keepalive_seconds: float = 15.0
     shutdown_grace_seconds: float = 30.0
+    token_checks_per_minute: int = 10
 
 
 @dataclass(frozen=True)

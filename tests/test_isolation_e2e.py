@@ -1,6 +1,8 @@
 """Who may see what: conversations, stored tokens and account status belong to the caller that
 proves it holds the secret they were made with (a Kimi token, an API key, a bearer)."""
 
+import asyncio
+
 import aiohttp
 import openai
 import pytest
@@ -121,3 +123,40 @@ async def test_a_configured_token_rotated_by_an_older_version_is_still_found(sta
     gw = await start_gateway(kimi={"tokens": (rt0,)})
     r = await gw.client().chat.completions.create(model="kimi", messages=[user("hi")])
     assert r.choices[0].message.content and chat_subs(emu) == ["user-old"]
+
+
+async def check(gw, token, **kw):
+    return await gw.client(**kw).post("/../token/check", body={"token": token}, cast_to=object)
+
+
+async def test_token_check_does_not_spend_a_refresh_token(start_gateway, emu):
+    gw = await start_gateway()
+    rt = emu.state.issue_refresh_token("user-r")
+    assert await check(gw, rt) == {"live": True}
+    assert emu.state.refresh_calls == 0
+    assert emu.state.use_refresh_token(rt) == "user-r", "the user's own token still works"
+
+
+async def test_token_check_closes_the_sessions_of_rejected_tokens(start_gateway, emu):
+    gw = await start_gateway()
+    made = []
+    pool = gw.service.pool
+    new_session = pool._new_session
+    pool._new_session = lambda: made.append(new_session()) or made[-1]
+    for bad in (mint_access_token("user-x", ttl=-1), "eyJgarbage", "junk"):
+        assert await check(gw, bad) == {"live": False}
+    await asyncio.sleep(0.05)
+    assert made and all(s.closed for s in made)
+
+
+async def test_token_check_is_rate_limited_and_needs_the_key(start_gateway, emu, token):
+    gw = await start_gateway(server={"token_checks_per_minute": 3})
+    for _ in range(3):
+        await check(gw, "junk")
+    with pytest.raises(openai.RateLimitError) as e:
+        await check(gw, "junk")
+    assert int(e.value.response.headers["Retry-After"]) >= 1
+    keyed = await start_gateway(kimi={"tokens": (token,)}, server={"api_keys": ("sk-1",)})
+    with pytest.raises(openai.AuthenticationError):
+        await check(keyed, "junk")
+    assert await check(keyed, "junk", api_key="sk-1") == {"live": False}

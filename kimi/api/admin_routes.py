@@ -7,11 +7,12 @@ from aiohttp import web
 from ..errors import InvalidRequest
 from ..web.auth import caller_of, require_key
 from ..web.body import read_json
-from ..web.keys import SERVICE
+from ..web.keys import SERVICE, TOKEN_CHECKS
 
 
 async def token_check(request: web.Request) -> web.Response:
     require_key(request)
+    request.app[TOKEN_CHECKS].check(request, "token checks")
     body = await read_json(request)
     token = body.get("token") if isinstance(body, dict) else None
     if not isinstance(token, str) or not token.strip():

@@ -110,19 +110,23 @@ class AccountPool:
         return list(dict.fromkeys(a for a in found if a is not None))
 
     def forget_client_token(self, token: str) -> None:
-        """Drop a pass-through account that turned out dead (e.g. after /token/check)."""
+        """Drop a pass-through account that a /token/check rejected, and close its session,
+        unless a chat is using it or has used it."""
         acct = self._client_accounts.get(token)
-        if acct is not None and acct.state == DEAD and not acct.in_flight:
+        if acct is not None and not acct.in_flight and (acct.state == DEAD or not acct.last_used):
             del self._client_accounts[token]
+            self._close_later(acct)
 
     def _evict_idle_client_account(self) -> None:
         idle = [(a.last_used, t) for t, a in self._client_accounts.items() if not a.in_flight]
         if idle:
-            acct = self._client_accounts.pop(min(idle)[1])
-            if acct.session is not None:
-                task = asyncio.get_running_loop().create_task(acct.session.close())
-                self._closing.add(task)         # keep it alive until the close is done
-                task.add_done_callback(self._closing.discard)
+            self._close_later(self._client_accounts.pop(min(idle)[1]))
+
+    def _close_later(self, acct: Account) -> None:
+        if acct.session is not None:
+            task = asyncio.get_running_loop().create_task(acct.session.close())
+            self._closing.add(task)         # keep it alive until the close is done
+            task.add_done_callback(self._closing.discard)
 
     def session(self, account: Account) -> aiohttp.ClientSession:
         if account.session is None or account.session.closed:
@@ -187,6 +191,8 @@ class AccountPool:
         raise UpstreamUnavailable(f"no usable Kimi account: {reasons}", code="no_usable_account")
 
     async def close(self) -> None:
+        if self._closing:
+            await asyncio.wait(set(self._closing))
         for acct in self.all_accounts():
             if acct.session is not None:
                 await acct.session.close()

@@ -176,10 +176,20 @@ def _pair(data, access_key: str, refresh_key: str, alt: str | None = None):
 
 
 async def check_live(tokens: TokenManager, account: Account, client, session) -> bool:
-    """Seed endpoint /token/check: can this token talk to Kimi right now?"""
+    """Seed endpoint /token/check: can this token talk to Kimi right now?
+
+    A refresh token is never exchanged here: Kimi rotates it on every use, so a check would
+    spend the token the user holds (and log their browser out). An access token (given, or
+    already held by the gateway for this refresh token) is tried against Kimi; a refresh token
+    with no access token known is judged by its shape and expiry alone."""
+    await tokens.restore(account)
+    access = account.access_token
+    if access is None or is_expired(access):
+        rt = account.refresh_token
+        claims = jwt_claims(rt) if rt else None
+        return bool(claims and claims.get("typ") == "refresh" and not is_expired(rt))
     try:
-        token = await tokens.access_token(account)
-        await client.unary(session, token, SUBSCRIPTION_PATH, {})
+        await client.unary(session, access, SUBSCRIPTION_PATH, {})
         return True
     except GatewayError:
         return False
