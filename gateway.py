@@ -12,7 +12,7 @@ from aiohttp import web
 
 from kimi import __version__
 from kimi.app import create_app
-from kimi.config import ConfigError, load_config
+from kimi.config import ConfigError, exposure_problem, load_config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         print(f"kimi-gateway: config error: log level {level.lower()!r} is not one of "
               "debug, info, warning, error", file=sys.stderr)
+        return 2
+    problem = exposure_problem(config, host)
+    if problem:
+        print(f"kimi-gateway: config error: {problem}", file=sys.stderr)
         return 2
     if args.check_config:
         print(f"kimi-gateway: {config.source} is valid ({len(config.kimi.tokens)} account(s))")

@@ -7,6 +7,7 @@ names the key, so startup stops with a message a user can act on.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ class ServerConfig:
     keepalive_seconds: float = 15.0
     shutdown_grace_seconds: float = 30.0
     token_checks_per_minute: int = 10
+    allow_open_access: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ ENV_OVERRIDES = {
     "KIMI_BASE_URL": ("kimi", "base_url"),
     "KIMI_AUTH_URL": ("kimi", "auth_url"),
     "STORE_PATH": ("store", "path"),
+    "ALLOW_OPEN_ACCESS": ("server", "allow_open_access"),
 }
 
 
@@ -121,6 +124,10 @@ def _from_env(var: str, value: str, cls, key: str):
     kind = _field_types(cls)[key]
     if kind is tuple:
         return [v.strip() for v in value.split(",") if v.strip()]
+    if kind is bool:
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise ConfigError(f"environment variable {var} must be true or false, got {value!r}")
+        return value.lower() in ("true", "1")
     if kind is int:
         try:
             return int(value)
@@ -175,3 +182,23 @@ def _check(name: str, kind: type, value):
     if kind is int and isinstance(value, bool) or not isinstance(value, kind):
         raise ConfigError(f"{name} must be {kind.__name__}, got {type(value).__name__}")
     return value
+
+
+def exposure_problem(config: Config, host: str) -> str | None:
+    """An open proxy for the owner's Kimi accounts is refused unless the config asks for it:
+    server tokens, no API keys, and an address other machines can reach."""
+    server = config.server
+    if not config.kimi.tokens or server.api_keys or server.allow_open_access or is_loopback(host):
+        return None
+    return (f"listening on {host} with [kimi] tokens and no [server] api_keys lets anyone who "
+            "reaches this address use your Kimi accounts; set [server] api_keys, listen on "
+            "127.0.0.1, or set [server] allow_open_access = true if this is intended")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False        # a name other than localhost may resolve to anything
