@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import orjson
 from aiohttp import web
@@ -14,6 +15,10 @@ from .middleware import CLEANUP
 
 LARGE_BODY = 8 * 1024 * 1024
 CHUNK = 256 * 1024
+# Deeper than any real request (JSON schemas of tools included); deeper structures would
+# overflow a recursive encoder (orjson stops at 255) or the standard parser's stack.
+MAX_DEPTH = 128
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 async def read_json(request: web.Request, claim=None):
@@ -28,6 +33,7 @@ async def read_json(request: web.Request, claim=None):
             raise InvalidRequest("the request body is empty; send a JSON object")
         # The parser a body of this size always had, so its errors read the same.
         body = _loads_large(scanner.out) if size > LARGE_BODY else _loads(scanner.out)
+        check_depth(body)
         if scanner.payloads:
             if claim is not None:
                 claim(body, scanner.take)
@@ -51,15 +57,50 @@ def _loads_large(data: bytearray):
     """A large body (a long text, or a document sent in a form the scanner leaves as text).
     orjson holds the input, its own copy and the result at once (3x the document string); the
     standard parser can take a str whose bytes are already freed (2x). Same JSON: NaN and
-    Infinity are refused as orjson refuses them."""
+    Infinity are refused as orjson refuses them, and so are lone surrogates (the standard
+    parser lets `\\ud800` through, and no encoder can write it out again)."""
     try:
         text = data.decode("utf-8")
         data.clear()        # the caller keeps no other reference: this frees the bytes
-        return json.loads(text, parse_constant=_no_constant)
-    except (UnicodeDecodeError, ValueError) as e:
-        why = "not UTF-8" if isinstance(e, UnicodeDecodeError) else str(e).split(":")[0]
+        body = json.loads(text, parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        why = ("not UTF-8" if isinstance(e, UnicodeDecodeError) else
+               "nested too deeply" if isinstance(e, RecursionError) else str(e).split(":")[0])
         raise InvalidRequest(f"the request body is not valid JSON ({why})",
                              code="invalid_json") from None
+    if _SURROGATE_ESCAPE.search(text):
+        del text
+        _refuse_lone_surrogates(body)
+    return body
+
+
+def check_depth(body) -> None:
+    """Walks containers without recursion: a 400 for a body nested deeper than MAX_DEPTH."""
+    stack = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise InvalidRequest(f"the request body is nested too deeply (more than {MAX_DEPTH} "
+                                 "levels of arrays and objects)", code="invalid_json")
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((v, depth + 1) for v in children if isinstance(v, (dict, list)))
+
+
+def _refuse_lone_surrogates(body) -> None:
+    stack = [body]
+    while stack:
+        value = stack.pop()
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, v in items:
+            for text in (key, v):
+                if isinstance(text, str):
+                    try:
+                        text.encode("utf-8")
+                    except UnicodeEncodeError:
+                        raise InvalidRequest("the request body is not valid JSON (a lone "
+                                             "surrogate in a string)", code="invalid_json") from None
+            if isinstance(v, (dict, list)):
+                stack.append(v)
 
 
 def _no_constant(name: str):
