@@ -27,7 +27,8 @@ from .upstream.client import KimiClient
 from .upstream.files import FileUploader
 from .usage import load_counter
 from .web.home import home
-from .web.keys import CATALOGUE, CONFIG, SERVICE, STARTED_AT, TOKEN_CHECKS, TOKEN_COUNTER
+from .web.budget import BodyBudget
+from .web.keys import BODY_BUDGET, CATALOGUE, CONFIG, SERVICE, STARTED_AT, TOKEN_CHECKS, TOKEN_COUNTER
 from .web.metrics import METRICS, Metrics, metrics_handler
 from .web.middleware import TRACE_HOOKS, errors_and_logs
 from .web.ratelimit import SlidingWindowLimit
@@ -44,6 +45,7 @@ def create_app(config: Config) -> web.Application:
     app[CATALOGUE] = ModelCatalogue()
     app[TOKEN_COUNTER] = load_counter()
     app[METRICS] = Metrics(app)
+    app[BODY_BUDGET] = BodyBudget(config.server.body_memory_mb * 1024 * 1024)
     app[TOKEN_CHECKS] = SlidingWindowLimit(config.server.token_checks_per_minute)
     app[TRACE_HOOKS] = [app[METRICS].observe]
     app.cleanup_ctx.append(_services)

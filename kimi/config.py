@@ -23,6 +23,7 @@ class ServerConfig:
     port: int = 8000
     api_keys: tuple[str, ...] = ()
     max_body_mb: int = 140
+    body_memory_mb: int = 1024
     log_level: str = "info"
     keepalive_seconds: float = 15.0
     shutdown_grace_seconds: float = 30.0

@@ -1,6 +1,7 @@
 """Bad input gets a clear 4xx in OpenAI's error shape, never a 500, and never costs unbounded
 memory."""
 
+import asyncio
 import json
 import sqlite3
 
@@ -72,3 +73,46 @@ async def test_more_assistant_turns_than_sqlite_takes_parameters(gw, emu):
     messages = [{"role": ("user", "assistant")[i % 2], "content": "m"} for i in range(2 * limit + 3)]
     status, out = await post(gw, json.dumps({"model": "kimi", "messages": messages}).encode())
     assert status == 200 and out["choices"][0]["message"]["content"] == "ok", out
+
+
+async def test_a_multipart_body_is_told_to_send_json(gw):
+    form = aiohttp.FormData()
+    form.add_field("model", "kimi")
+    form.add_field("file", b"%PDF-1.4", filename="a.pdf", content_type="application/pdf")
+    async with aiohttp.ClientSession() as s:
+        async with s.post(gw.url + "/v1/chat/completions", data=form) as resp:
+            err = await resp.json()
+    assert resp.status == 400 and "send JSON" in err["error"]["message"], err
+
+
+async def test_a_body_over_the_cap_names_its_size_and_the_setting(start_gateway, token):
+    gw = await start_gateway(kimi={"tokens": (token,)}, server={"max_body_mb": 1})
+    status, err = await post(gw, b"x" * (2 * 1024 * 1024))
+    assert status == 413
+    assert "2.0 MiB" in err["error"]["message"] and "[server] max_body_mb = 1" in err["error"]["message"]
+
+
+async def test_concurrent_large_bodies_share_one_memory_budget(start_gateway, token):
+    gw = await start_gateway(kimi={"tokens": (token,)},
+                             server={"max_body_mb": 4, "body_memory_mb": 8})
+    part = b'{"model": "kimi", "pad": "' + b"x" * (2 * 1024 * 1024)
+    release = asyncio.Event()
+
+    async def held():
+        yield part
+        await release.wait()
+        yield b'", "messages": [{"role": "user", "content": "hi"}]}'
+
+    async with aiohttp.ClientSession() as s:
+        first = asyncio.ensure_future(s.post(gw.url + "/v1/chat/completions", data=held(),
+                                             headers={"Content-Type": "application/json"}))
+        await asyncio.sleep(0.3)            # the first body is half read, its memory reserved
+        status, err = await post(gw, part + b'"}')
+        assert status == 429 and "[server] body_memory_mb = 8" in err["error"]["message"], err
+        release.set()
+        async with await first as resp:
+            assert resp.status == 200
+    status, err = await post(gw, part + b'", "messages": [{"role": "user", "content": "hi"}]}')
+    assert status == 200, err                     # all given back
+    status, err = await post(gw, b" " * (3 * 1024 * 1024))
+    assert status == 413 and "body_memory_mb" in err["error"]["message"], err

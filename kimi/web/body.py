@@ -8,9 +8,9 @@ import re
 import orjson
 from aiohttp import web
 
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, PayloadTooLarge
 from .inline import BodyScanner
-from .keys import CONFIG
+from .keys import BODY_BUDGET, CONFIG
 from .middleware import CLEANUP
 
 LARGE_BODY = 8 * 1024 * 1024
@@ -26,6 +26,10 @@ async def read_json(request: web.Request, claim=None):
     (web/inline.py); `claim(body, take)` calls take(container, key) where the caller wants
     such a value to stay decoded (an InlinePayload, closed when the request ends). Every
     other one is put back as the text it was."""
+    if request.content_type.startswith(("multipart/", "application/x-www-form-urlencoded")):
+        raise InvalidRequest(f"this endpoint takes a JSON body, not {request.content_type}: send "
+                             "JSON with 'Content-Type: application/json' (files go inside it as "
+                             "data: URLs or file_data)", code="unsupported_content_type")
     scanner = BodyScanner(request.app[CONFIG].files.max_mb * 1024 * 1024)
     try:
         size = await _read_body(request, scanner)
@@ -109,15 +113,42 @@ def _no_constant(name: str):
 
 async def _read_body(request: web.Request, scanner: BodyScanner) -> int:
     """Streams the body through the scanner (request.read() would keep the whole body, and
-    cache a second copy for the request's lifetime); its size in bytes."""
+    cache a second copy for the request's lifetime); its size in bytes. The memory it will
+    take is reserved from the app's body budget as it arrives, until the request ends."""
     limit = request.app[CONFIG].server.max_body_mb * 1024 * 1024
-    if (request.content_length or 0) > limit:
-        raise web.HTTPRequestEntityTooLarge(limit, request.content_length)
+    declared = request.content_length or 0
+    if declared > limit:
+        raise _too_large(declared, limit)
+    held = _Reservation(request.app[BODY_BUDGET])
+    request[CLEANUP].append(held.release)
+    held.take(declared)
     size = 0
     async for chunk in request.content.iter_chunked(CHUNK):
         size += len(chunk)
         if size > limit:
-            raise web.HTTPRequestEntityTooLarge(limit, size)
+            raise _too_large(size, limit, so_far=True)
+        if size > declared:
+            held.take(len(chunk))
         scanner.feed(chunk)
     scanner.finish()
     return size
+
+
+class _Reservation:
+    def __init__(self, budget):
+        self.budget, self.amount = budget, 0
+
+    def take(self, body_bytes: int) -> None:
+        if body_bytes:
+            self.amount += self.budget.reserve(body_bytes)
+
+    def release(self) -> None:
+        self.budget.release(self.amount)
+        self.amount = 0
+
+
+def _too_large(size: int, limit: int, so_far: bool = False) -> PayloadTooLarge:
+    mib = 1024 * 1024
+    return PayloadTooLarge(f"the request body is {'over ' if so_far else ''}{size / mib:.1f} MiB, "
+                           f"more than [server] max_body_mb = {limit // mib}",
+                           code="body_too_large")

@@ -10,3 +10,4 @@ STARTED_AT = web.AppKey("started_at", float)
 CATALOGUE = web.AppKey("catalogue", Any)          # canonical.models.ModelCatalogue
 TOKEN_COUNTER = web.AppKey("token_counter", Any)  # usage.TokenCounter
 TOKEN_CHECKS = web.AppKey("token_checks", Any)    # web.ratelimit.SlidingWindowLimit
+BODY_BUDGET = web.AppKey("body_budget", Any)      # web.budget.BodyBudget
