@@ -6,9 +6,13 @@ names the key, so startup stops with a message a user can act on.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import ipaddress
+import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 
@@ -118,7 +122,9 @@ def load_config(path: str | None, env: dict[str, str] | None = None) -> Config:
         if value is not None and value != "":
             sections.setdefault(section, {})[key] = _from_env(var, value, SECTIONS[section], key)
     built = {name: _build(name, cls, sections.get(name, {})) for name, cls in SECTIONS.items()}
-    return Config(**built, source=path or "<defaults>")
+    config = Config(**built, source=path or "<defaults>")
+    check_shapes(config)
+    return config
 
 
 def _from_env(var: str, value: str, cls, key: str):
@@ -203,3 +209,57 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False        # a name other than localhost may resolve to anything
+
+
+_HOST_NAME = re.compile(r"(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.)*"
+                        r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?")
+
+
+def check_shapes(config: Config) -> None:
+    """Values whose type is right but whose shape is not: a URL without a scheme, a host list
+    entry that is neither a name nor an address, a token that is not a Kimi JWT. Each would
+    pass the start and fail every request; here each is one line naming the key."""
+    for key in ("base_url", "auth_url"):
+        _check_url(f"[kimi] {key}", getattr(config.kimi, key))
+    for i, entry in enumerate(config.files.allow_hosts):
+        _check_host_entry(f"[files] allow_hosts[{i}]", entry)
+    for i, token in enumerate(config.kimi.tokens):
+        _check_token(f"[kimi] tokens[{i}]", token)
+
+
+def _check_url(name: str, url: str) -> None:
+    from urllib.parse import urlsplit
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and \
+            (parts.port is None or parts.port > 0)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(f"{name} must be an http(s) URL such as https://www.kimi.com, got {url!r}")
+
+
+def _check_host_entry(name: str, entry: str) -> None:
+    try:
+        ipaddress.ip_network(entry.strip("[]"), strict=False)
+        return
+    except ValueError:
+        pass
+    if not _HOST_NAME.fullmatch(entry):
+        raise ConfigError(f"{name} must be a host name (files.example.com), an address or a "
+                          f"network (10.0.0.0/8), got {entry!r}")
+
+
+def _check_token(name: str, token: str) -> None:
+    """A Kimi token is a JWT: three base64url parts, the second a JSON object of claims.
+    The token itself is never printed."""
+    parts = token.split(".")
+    try:
+        ok = len(parts) == 3 and token.startswith("eyJ") and isinstance(
+            json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))), dict)
+    except (ValueError, binascii.Error):
+        ok = False
+    if not ok:
+        hint = " (remove the 'Bearer ' prefix)" if token.lower().startswith("bearer ") else ""
+        raise ConfigError(f"{name} is not a Kimi token: expected a JWT starting with 'eyJ' "
+                          f"(the refresh_token from kimi.com's Local Storage){hint}")
