@@ -28,6 +28,7 @@ from .upstream.files import FileUploader
 from .usage import load_counter
 from .web.home import home
 from .web.budget import BodyBudget
+from .web.cors import add_cors_headers, preflight
 from .web.keys import BODY_BUDGET, CATALOGUE, CONFIG, SERVICE, STARTED_AT, TOKEN_CHECKS, TOKEN_COUNTER
 from .web.metrics import METRICS, Metrics, metrics_handler
 from .web.middleware import TRACE_HOOKS, errors_and_logs
@@ -38,7 +39,7 @@ log = logging.getLogger("kimi.app")
 
 
 def create_app(config: Config) -> web.Application:
-    app = web.Application(middlewares=[errors_and_logs],
+    app = web.Application(middlewares=[preflight, errors_and_logs],
                           client_max_size=config.server.max_body_mb * 1024 * 1024)
     app[CONFIG] = config
     app[STARTED_AT] = time.time()
@@ -49,6 +50,7 @@ def create_app(config: Config) -> web.Application:
     app[TOKEN_CHECKS] = SlidingWindowLimit(config.server.token_checks_per_minute)
     app[TRACE_HOOKS] = [app[METRICS].observe]
     app.cleanup_ctx.append(_services)
+    app.on_response_prepare.append(add_cors_headers)
     openai_routes.add_routes(app)
     admin_routes.add_routes(app)
     app.router.add_get("/ping", ping)

@@ -33,6 +33,7 @@ class ServerConfig:
     shutdown_grace_seconds: float = 30.0
     token_checks_per_minute: int = 10
     allow_open_access: bool = False
+    cors_origins: tuple[str, ...] = ("*",)
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ ENV_OVERRIDES = {
     "KIMI_AUTH_URL": ("kimi", "auth_url"),
     "STORE_PATH": ("store", "path"),
     "ALLOW_OPEN_ACCESS": ("server", "allow_open_access"),
+    "CORS_ORIGINS": ("server", "cors_origins"),
 }
 
 
@@ -225,18 +227,24 @@ def check_shapes(config: Config) -> None:
         _check_host_entry(f"[files] allow_hosts[{i}]", entry)
     for i, token in enumerate(config.kimi.tokens):
         _check_token(f"[kimi] tokens[{i}]", token)
+    for i, origin in enumerate(config.server.cors_origins):
+        if origin != "*":
+            _check_url(f"[server] cors_origins[{i}]", origin, origin=True)
 
 
-def _check_url(name: str, url: str) -> None:
+def _check_url(name: str, url: str, origin: bool = False) -> None:
     from urllib.parse import urlsplit
     try:
         parts = urlsplit(url)
         ok = parts.scheme in ("http", "https") and bool(parts.hostname) and \
             (parts.port is None or parts.port > 0)
+        ok = ok and not (origin and (parts.path or parts.query or parts.fragment))
     except ValueError:
         ok = False
     if not ok:
-        raise ConfigError(f"{name} must be an http(s) URL such as https://www.kimi.com, got {url!r}")
+        example = '"*" or an origin such as https://chat.example.com' if origin else \
+            "an http(s) URL such as https://www.kimi.com"
+        raise ConfigError(f"{name} must be {example}, got {url!r}")
 
 
 def _check_host_entry(name: str, entry: str) -> None:

@@ -59,6 +59,8 @@ def test_values_and_env_overrides(tmp_path):
     ("[kimi]\ntokens = [\"not-a-jwt\"]\n", "[kimi] tokens[0] is not a Kimi token"),
     (f"[kimi]\ntokens = [\"{T1}\", \"Bearer {T2}\"]\n", "remove the 'Bearer ' prefix"),
     ("[kimi]\ntokens = [\"eyJhbGc.bm90IGpzb24.x\"]\n", "[kimi] tokens[0] is not a Kimi token"),
+    ("[server]\ncors_origins = [\"chat.example.com\"]\n", "[server] cors_origins[0] must be"),
+    ("[server]\ncors_origins = [\"https://a.example/path\"]\n", "[server] cors_origins[0] must be"),
 ])
 def test_mistakes_name_the_key(tmp_path, text, words):
     with pytest.raises(ConfigError) as e:
