@@ -232,10 +232,9 @@ class ChatService:
         if isinstance(e, UpstreamAuthError):
             account.mark_dead(f"Kimi rejected the token ({e.code})")
         elif isinstance(e, RateLimited):
-            # Kimi's free-tier overloads pass in tens of seconds; a 429 says how long itself.
-            seconds = e.retry_after or (30 if e.retryable else 60)
-            account.cool_down(seconds, f"rate limited ({e.code})")
-            e.retry_after = seconds      # the client's Retry-After
+            # A 429 says how long itself; an overload without a number cools in proportion.
+            seconds = account.rate_limited(e.retry_after, f"rate limited ({e.code})")
+            e.retry_after = max(1, round(seconds))      # the client's Retry-After
         elif e.retryable:
             # A 5xx or a cut stream: prefer other accounts for a while, but do not bench
             # this one: a lone account must not sit out for one failure.

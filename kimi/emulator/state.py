@@ -163,6 +163,7 @@ class EmulatorState:
         self.rt_grace = 0.0
         self.refresh_gateway_refuses = False
         self.access_ttl = 900
+        self.field_names = "camel"              # or "snake": proto field names (spelling.py)
 
     def new_id(self) -> str:
         if self.id_style == "xid":

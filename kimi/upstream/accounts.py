@@ -17,6 +17,11 @@ from ..errors import RateLimited, Unauthorized, UpstreamUnavailable
 from .tokens import alias_for, expires_at, key_for, token_kind
 
 HEALTHY, COOLING, DEAD = "healthy", "cooling", "dead"
+# A limit without Retry-After (an in-stream overload) is weak evidence: the first cools the
+# account for a moment, each further one soon after doubles it, up to the cap.
+FIRST_COOLDOWN, MAX_COOLDOWN = 2.0, 60.0
+# A request waits this long for the last cooling account rather than fail at once.
+COOLING_WAIT = 5.0
 
 
 class Account:
@@ -36,6 +41,8 @@ class Account:
         self.last_used = 0.0
         self.refreshes = 0
         self.restored = False               # stored (rotated) tokens looked up yet?
+        self.last_strike = 0.0              # when a limit without Retry-After last hit
+        self.strike_seconds = 0.0           # ... and how long it cooled the account
 
     @property
     def expires_at(self) -> float | None:
@@ -52,6 +59,21 @@ class Account:
     def avoid(self, seconds: float, reason: str) -> None:
         """A soft mark after a transient failure: other accounts go first meanwhile."""
         self.avoid_until, self.last_error = time.time() + seconds, reason
+
+    def rate_limited(self, retry_after: float | None, reason: str) -> float:
+        """Cools the account in proportion to the evidence; returns the seconds. Kimi's own
+        Retry-After is taken as given; without one, strikes close together escalate and a
+        lone one costs FIRST_COOLDOWN."""
+        now = time.time()
+        if retry_after:
+            seconds = float(retry_after)
+        else:
+            recent = now - self.last_strike < 2 * self.strike_seconds
+            self.strike_seconds = min(MAX_COOLDOWN, self.strike_seconds * 2) if recent \
+                else FIRST_COOLDOWN
+            self.last_strike, seconds = now, self.strike_seconds
+        self.cool_down(seconds, reason)
+        return seconds
 
     def cool_down(self, seconds: float, reason: str) -> None:
         self.state, self.last_error = COOLING, reason
@@ -178,6 +200,8 @@ class AccountPool:
             cooling = [a.cooldown_until for a in left if a.state == COOLING]
             if len(cooling) == len(left):
                 wait = min(cooling) - time.time()
+                if wait <= COOLING_WAIT:
+                    return          # soon usable again: the request waits for it
                 raise RateLimited(f"every Kimi account is cooling down after upstream limits; "
                                   f"try again in {wait:.0f}s", code="accounts_cooling",
                                   retry_after=max(1, round(wait)))

@@ -17,6 +17,7 @@ from ..errors import GatewayError, UpstreamUnavailable
 from .accounts import DEAD, HEALTHY, Account
 from .client import SUBSCRIPTION_PATH
 from .decode import UpstreamAuthError
+from .fields import field
 from .tokens import is_expired, jwt_claims, token_kind
 
 log = logging.getLogger("kimi.auth")
@@ -168,10 +169,10 @@ class TokenManager:
 def _pair(data, access_key: str, refresh_key: str, alt: str | None = None):
     if not data:
         return None
-    access = data.get(access_key) or (data.get(alt) if alt else None)
+    access = field(data, access_key) or (data.get(alt) if alt else None)
     if not isinstance(access, str) or not access:
         return None
-    new_rt = data.get(refresh_key)
+    new_rt = field(data, refresh_key)
     return access, new_rt if isinstance(new_rt, str) and new_rt else None
 
 
