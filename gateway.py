@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
 import sys
 
 from aiohttp import web
@@ -51,8 +52,12 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    accounts = len(config.kimi.tokens)
+    mode = f"accounts ({accounts})" if accounts else "pass-through (clients send Kimi tokens)"
     banner = (f"kimi-gateway {__version__} listening on http://{host}:{port} "
-              f"config={config.source} accounts={len(config.kimi.tokens)} "
+              f"config={config.source} accounts={accounts} mode={mode} "
+              f"upstream={config.kimi.base_url} store={os.path.abspath(config.store.path)} "
+              f"keys={'required' if config.server.api_keys else 'none'} "
               f"loop={type(loop).__module__.split('.')[0]}")
     app = create_app(config)
     app.on_startup.append(_freeze_startup_objects)
@@ -65,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"kimi-gateway: cannot listen on {host}:{port}: {e.strerror or e}", file=sys.stderr)
         return 1
+    logging.getLogger("kimi.app").info("kimi-gateway stopped (in-flight requests finished or "
+                                       "%gs grace over)", config.server.shutdown_grace_seconds)
     return 0
 
 

@@ -34,12 +34,16 @@ async def test_banner_is_one_line_with_url_config_and_account_count(config_file)
         assert gw.banner.startswith("kimi-gateway ")
         assert f"listening on http://127.0.0.1:{port} " in gw.banner
         assert f"config={path}" in gw.banner and " accounts=2" in gw.banner
+        assert " mode=accounts (2) " in gw.banner and " upstream=https://www.kimi.com " in gw.banner
+        assert f" store={path.parent}/s.sqlite3 " in gw.banner
         assert (await get(gw.url + "/healthz"))[0] == 200, "the banner comes once listening"
         await get(gw.url + "/v1/models")
     finally:
         code, err = await gw.stop()
     assert code == 0
     assert "route='GET /v1/models'" in err, "--log-level info overrides the file's error"
+    assert err.rstrip().splitlines()[-1].endswith("kimi-gateway stopped (in-flight requests "
+                                                  "finished or 30s grace over)")
     assert not any(t in gw.banner + err for t in tokens), "tokens never reach the output"
 
 
