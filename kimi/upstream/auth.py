@@ -74,8 +74,9 @@ class TokenManager:
             if token and not is_expired(token):
                 return token        # close to expiry, but nothing to refresh with
             account.mark_dead("access token expired and no refresh token is known")
-            raise UpstreamAuthError("the Kimi access token has expired; paste a fresh kimi-auth "
-                                    "cookie or configure a refresh token", code="token_expired")
+            raise UpstreamAuthError("the Kimi access token has expired; use a refresh token "
+                                    "(refresh_token from Local Storage) instead",
+                                    code="token_expired")
         return await self.refresh(account)
 
     async def refresh_due(self, accounts: list[Account]) -> None:
@@ -116,7 +117,7 @@ class TokenManager:
             if jwt_claims(rt) is None:
                 account.mark_dead("not a Kimi token")
                 raise UpstreamAuthError("this is not a Kimi token: neither an access JWT nor a "
-                                        "refresh token Kimi accepts (copy the kimi-auth cookie)",
+                                        "refresh token Kimi accepts (copy refresh_token from Local Storage)",
                                         code="invalid_kimi_token")
             account.mark_dead("Kimi refused the refresh token")
             raise UpstreamAuthError("Kimi refused the refresh token; log in again and replace it",

@@ -86,7 +86,8 @@ def _key_guidance(has_api_keys: bool, has_accounts: bool) -> tuple[str, str]:
             "text (each key keeps its own conversations). Sending your own Kimi token (a JWT "
             "starting with <code>eyJ</code>) uses your account instead.")
     return "YOUR_KIMI_TOKEN", (
-        "your Kimi token (the <code>kimi-auth</code> cookie from kimi.com), sent as "
+        "your Kimi token (<code>refresh_token</code> from kimi.com's Local Storage, copied in a "
+        "browser profile you then stop using for Kimi), sent as "
         "<code>Authorization: Bearer &lt;token&gt;</code>; several, comma-separated, are pooled.")
 
 
