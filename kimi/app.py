@@ -9,7 +9,14 @@ import time
 
 from aiohttp import web
 
-from .api import admin_routes, openai_routes
+from .admin import routes as console_routes
+from .admin.accounts import ConsoleAccounts
+from .admin.console import CONSOLE, TRAFFIC, Console
+from .admin.keys import ApiKeys
+from .admin.session import Sessions
+from .admin.traffic import TrafficLog
+from .api import admin_routes
+from .api.openai import routes as openai_routes
 from .canonical.models import ModelCatalogue
 from .chat.addresses import AddressPolicy
 from .chat.attachments import AttachmentService
@@ -17,6 +24,7 @@ from .chat.conversations import Conversations
 from .chat.fetch import RemoteFetcher
 from .chat.service import ChatService
 from .config import Config
+from .store.admin import ConsoleRepo
 from .store.conversations import ConversationRepo
 from .store.sqlite import Store
 from .store.uploads import UploadStore
@@ -24,12 +32,15 @@ from .upstream.accounts import AccountPool
 from .upstream.auth import TokenManager
 from .upstream.catalog import CatalogueRefresher
 from .upstream.client import KimiClient
+from .upstream.kimi import KimiUpstream
+from .upstream.uploads import FileUploads
 from .upstream.files import FileUploader
 from .usage import load_counter
 from .web.home import home
 from .web.budget import BodyBudget
 from .web.cors import add_cors_headers, preflight
-from .web.keys import BODY_BUDGET, CATALOGUE, CONFIG, SERVICE, STARTED_AT, TOKEN_CHECKS, TOKEN_COUNTER
+from .web.keys import (API_KEYS, BODY_BUDGET, CATALOGUE, CONFIG, SERVICE, STARTED_AT, TOKEN_CHECKS,
+                       TOKEN_COUNTER)
 from .web.metrics import METRICS, Metrics, metrics_handler
 from .web.middleware import TRACE_HOOKS, errors_and_logs
 from .web.ratelimit import SlidingWindowLimit
@@ -53,6 +64,10 @@ def create_app(config: Config) -> web.Application:
     app.on_response_prepare.append(add_cors_headers)
     openai_routes.add_routes(app)
     admin_routes.add_routes(app)
+    if config.admin.key:
+        app[TRAFFIC] = TrafficLog(config.admin.traffic_records)
+        app[TRACE_HOOKS].append(app[TRAFFIC].observe)
+        console_routes.add_routes(app)
     app.router.add_get("/ping", ping)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -64,7 +79,7 @@ def create_app(config: Config) -> web.Application:
 async def _services(app: web.Application):
     config: Config = app[CONFIG]
     client = KimiClient(config.kimi.base_url, config.kimi.connect_timeout_seconds,
-                        config.kimi.idle_timeout_seconds)
+                        config.kimi.idle_timeout_seconds, config.kimi.connection_idle_seconds)
     pool = AccountPool(config.kimi.tokens, client.new_session,
                        max_streams=config.pool.max_streams_per_account,
                        queue_timeout=config.pool.queue_timeout_seconds)
@@ -76,16 +91,23 @@ async def _services(app: web.Application):
     conversations = Conversations(ConversationRepo(store),
                                   ttl_seconds=config.store.conversation_ttl_days * 86400,
                                   auto_ttl_seconds=config.store.auto_continue_minutes * 60)
-    attachments = await _attachments(config, client, store)
-    service = ChatService(pool, client, tokens, conversations, attachments=attachments,
-                          delete_chats=config.kimi.delete_chats, overflow=config.store.overflow)
+    attachments, uploads = await _attachments(config, client, store)
+    upstream = KimiUpstream(client, pool, tokens, uploads)
+    service = ChatService(pool, upstream, conversations, attachments=attachments,
+                          counter=app[TOKEN_COUNTER], delete_chats=config.kimi.delete_chats,
+                          overflow=config.store.overflow, think_tags=config.kimi.think_tags,
+                          retries=config.tools.retries)
     app[SERVICE] = service
     for account in pool.accounts:
         await tokens.restore(account)
+    managed = await _console(app, ConsoleRepo(store), pool, tokens, client)
     loop = asyncio.get_running_loop()
-    background = [loop.create_task(_every(30.0, tokens.refresh_due, pool.all_accounts)),
+    background = [loop.create_task(client.warm_up()),
+                  loop.create_task(_every(30.0, tokens.refresh_due, pool.all_accounts)),
                   loop.create_task(_every(60.0, service.purge_expired))]
-    catalogue = _catalogue_task(app, client, pool, service)
+    if CONSOLE in app:
+        background.append(loop.create_task(_every(10.0, app[CONSOLE].fold)))
+    catalogue = _catalogue_task(app, client, pool, tokens)
     if catalogue is not None:
         background.append(catalogue)
     yield
@@ -93,11 +115,32 @@ async def _services(app: web.Application):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    if CONSOLE in app:
+        await app[CONSOLE].fold()       # the last per-key counts reach the store
     await service.drain()
     await tokens.drain()
+    await managed.close()
     await pool.close()
+    await client.close()
     await attachments.close()
     await store.close()
+
+
+async def _console(app: web.Application, repo: ConsoleRepo, pool: AccountPool,
+                   tokens: TokenManager, client: KimiClient) -> ConsoleAccounts:
+    """What the console added in earlier runs (accounts, API keys) is loaded whether or not the
+    console is on now: turning it off must not drop keys or open the API."""
+    config = app[CONFIG]
+    await repo.create_schema()
+    keys = app[API_KEYS] = ApiKeys(repo, config.server.api_keys)
+    await keys.load()
+    managed = ConsoleAccounts(pool, tokens, client, repo)
+    await managed.load()
+    if config.admin.key:
+        app[CONSOLE] = Console(managed, keys, app[TRAFFIC],
+                               Sessions(config.admin.key, config.admin.session_hours), repo,
+                               app[SERVICE], config.pool.refresh_margin_seconds)
+    return managed
 
 
 async def _every(seconds: float, job, *arg_factories) -> None:
@@ -112,27 +155,28 @@ async def _every(seconds: float, job, *arg_factories) -> None:
 
 
 def _catalogue_task(app: web.Application, client: KimiClient, pool: AccountPool,
-                    service: ChatService) -> asyncio.Task | None:
+                    tokens: TokenManager) -> asyncio.Task | None:
     """Refresh the live model catalogue in the background with the first configured account;
     with no server account there is no token to ask with, and the static table stands."""
     if not pool.accounts:
         return None
     account = pool.accounts[0]
     refresher = CatalogueRefresher(app[CATALOGUE], client, pool.session(account),
-                                   lambda: service.tokens.access_token(account),
+                                   lambda: tokens.access_token(account),
                                    app[CONFIG].kimi.models_refresh_seconds)
     return asyncio.get_running_loop().create_task(refresher.run())
 
 
-async def _attachments(config: Config, client: KimiClient, store: Store) -> AttachmentService:
+async def _attachments(config: Config, client: KimiClient,
+                       store: Store) -> tuple[AttachmentService, FileUploads]:
     files, max_bytes = config.files, config.files.max_mb * 1024 * 1024
     uploads = UploadStore(store, files.dedupe_ttl_hours * 3600)
     await uploads.purge()
     fetcher = RemoteFetcher(AddressPolicy(files.allow_hosts), max_bytes,
                             files.download_timeout_seconds)
     uploader = FileUploader(client, files.upload_timeout_seconds, files.parse_timeout_seconds)
-    return AttachmentService(fetcher, uploader, uploads, max_bytes=max_bytes,
-                             parallel=files.parallel_uploads)
+    return (AttachmentService(fetcher, max_bytes=max_bytes, parallel=files.parallel_uploads),
+            FileUploads(uploader, uploads, parallel=files.parallel_uploads))
 
 
 async def ping(request: web.Request) -> web.Response:

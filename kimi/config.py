@@ -43,6 +43,7 @@ class KimiConfig:
     tokens: tuple[str, ...] = ()
     connect_timeout_seconds: float = 10.0
     idle_timeout_seconds: float = 90.0
+    connection_idle_seconds: float = 60.0
     delete_chats: bool = True
     think_tags: bool = False
     models_refresh_seconds: float = 3600.0
@@ -75,17 +76,31 @@ class FilesConfig:
 
 
 @dataclass(frozen=True)
+class ToolsConfig:
+    retries: int = 1
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    key: str = ""                   # empty: no console, /admin answers 404
+    traffic_records: int = 10000    # requests kept in memory for the traffic list
+    session_hours: float = 12.0     # a console login lasts this long
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     kimi: KimiConfig = field(default_factory=KimiConfig)
     pool: PoolConfig = field(default_factory=PoolConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     files: FilesConfig = field(default_factory=FilesConfig)
+    tools: ToolsConfig = field(default_factory=ToolsConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
     source: str = "<defaults>"
 
 
 SECTIONS = {"server": ServerConfig, "kimi": KimiConfig, "pool": PoolConfig, "store": StoreConfig,
-            "files": FilesConfig}
+            "files": FilesConfig, "tools": ToolsConfig, "admin": AdminConfig}
 
 # Environment variable -> (section, key). Lists are comma-separated.
 ENV_OVERRIDES = {
@@ -99,6 +114,7 @@ ENV_OVERRIDES = {
     "STORE_PATH": ("store", "path"),
     "ALLOW_OPEN_ACCESS": ("server", "allow_open_access"),
     "CORS_ORIGINS": ("server", "cors_origins"),
+    "ADMIN_KEY": ("admin", "key"),
 }
 
 
@@ -165,7 +181,8 @@ def _build(section: str, cls, values: dict):
 
 
 CHOICES = {"overflow": ("error", "rotate"), "log_level": ("debug", "info", "warning", "error")}
-MAY_BE_ZERO = {"auto_continue_minutes", "refresh_margin_seconds", "dedupe_ttl_hours"}
+MIN_ADMIN_KEY = 16
+MAY_BE_ZERO = {"auto_continue_minutes", "refresh_margin_seconds", "dedupe_ttl_hours", "retries"}
 
 
 def _check_value(name: str, key: str, value) -> None:
@@ -173,8 +190,13 @@ def _check_value(name: str, key: str, value) -> None:
     flood the client, a mistyped mode would silently be the default)."""
     if key in CHOICES and value not in CHOICES[key]:
         raise ConfigError(f"{name} must be one of {', '.join(CHOICES[key])}, got {value!r}")
+    if key == "key" and value and len(value) < MIN_ADMIN_KEY:
+        raise ConfigError(f"{name} must be at least {MIN_ADMIN_KEY} characters (it opens the "
+                          "operator console), or empty to turn the console off")
     if key == "port" and not 1 <= value <= 65535:
         raise ConfigError(f"{name} must be between 1 and 65535, got {value}")
+    if key == "retries" and not 0 <= value <= 2:
+        raise ConfigError(f"{name} must be 0, 1 or 2, got {value}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if value < 0 or (value == 0 and key not in MAY_BE_ZERO):
             raise ConfigError(f"{name} must be {'0 or more' if key in MAY_BE_ZERO else 'more than 0'}, "

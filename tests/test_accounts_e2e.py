@@ -27,7 +27,7 @@ async def ask(gw, **kw):
 async def test_refresh_token_is_exchanged_and_the_rotated_one_saved_before_use(start_gateway, emu):
     rt0 = emu.state.issue_refresh_token("user-r")
     gw = await start_gateway(kimi={"tokens": (rt0,)})
-    store = gw.service.tokens.store
+    store = gw.service.upstream.tokens.store
     saved_at = []
     original = store.save_tokens
 

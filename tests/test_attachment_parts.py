@@ -5,7 +5,7 @@ import base64
 
 import pytest
 
-from kimi.api.openai_wire import decode_chat_request
+from kimi.api.openai.decode import decode_chat_request
 from kimi.errors import InvalidRequest
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00fake-png" * 10

@@ -9,8 +9,8 @@ import os
 import orjson
 import pytest
 
-from kimi.api.openai_attachments import claim_inline_parts
-from kimi.api.openai_wire import decode_chat_request
+from kimi.api.openai.attachments import claim_inline_parts
+from kimi.api.openai.decode import decode_chat_request
 from kimi.errors import InvalidRequest, PayloadTooLarge
 from kimi.web import inline
 from kimi.web.inline import BodyScanner, InlinePayload
@@ -248,10 +248,11 @@ def test_data_urls_outside_attachment_fields_are_text_again():
     text = PDF + B64
     req, _ = decode({"messages": [
         {"role": "user", "content": [{"type": "text", "text": text}]},
-        {"role": "assistant", "content": None, "tool_calls": [{"id": "1", "data": text}]},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "1", "type": "function", "function": {"name": "f", "arguments": text}}]},
         {"role": "tool", "tool_call_id": "1", "content": text},
         {"role": "user", "content": [{"type": "file", "file_url": {"url": "https://x.test/a"},
                                       "file": {"file_data": text}}]}]})
     assert req.messages[0].text == text and req.messages[2].text == text
-    assert text in req.messages[1].text
+    assert req.messages[1].tool_calls[0].arguments == text
     assert req.messages[3].attachments[0].url == "https://x.test/a"

@@ -122,7 +122,7 @@ async def test_refresh_counter_counts_real_refreshes(start_gateway, emu):
     m = await scrape(gw)
     assert value(m, "kimi_gateway_token_refreshes_total") == emu.state.refresh_calls == 1
     account = gw.service.pool.accounts[0]
-    await gw.service.tokens.refresh(account)
+    await gw.service.upstream.tokens.refresh(account)
     m = await scrape(gw)
     assert value(m, "kimi_gateway_token_refreshes_total") == 2
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .tools import OutputFormat, ToolCall, Tools
+
 
 @dataclass(slots=True, frozen=True)
 class Attachment:
@@ -22,8 +24,11 @@ class Attachment:
 class Message:
     role: str              # system | user | assistant | tool
     text: str
-    name: str | None = None  # tool call id or participant name, when the client gave one
+    name: str | None = None  # participant name, or a tool result's tool name
     attachments: tuple[Attachment, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()   # an assistant's calls
+    tool_call_id: str | None = None         # a tool result's call
+    is_error: bool = False                  # a tool result the client flagged as an error
 
 
 @dataclass(slots=True)
@@ -52,11 +57,13 @@ class ChatRequest:
     spec: ModelSpec
     messages: list[Message]
     stream: bool = False
-    include_usage: bool = False
+    include_usage: bool = False     # the answer reports usage (computed only then)
     conversation_id: str | None = None
     stop: tuple[str, ...] = ()
     max_tokens: int | None = None
-    extra: dict = field(default_factory=dict)
+    tools: Tools = field(default_factory=Tools)
+    output: OutputFormat | None = None      # structured output
+    call_id_prefix: str = "call_"           # the dialect's tool call id style
 
 
 @dataclass(slots=True)
@@ -64,6 +71,7 @@ class Trace:
     """What one request did, for its log line. Filled in as the request goes."""
     request_id: str
     route: str = ""
+    dialect: str | None = None
     model: str | None = None
     account: str | None = None
     status: int | None = None
@@ -72,6 +80,9 @@ class Trace:
     note: str | None = None
     error_class: str | None = None  # the GatewayError subclass answered, pre-stream or in band
     error_code: str | None = None
+    api_key: str | None = None      # the caller's API key id (an index or ak_...), never the key
+    prompt_tokens: int | None = None        # estimates, when the answer's usage was counted
+    completion_tokens: int | None = None
 
     def record_error(self, e: Exception) -> None:
         self.error_class, self.error_code = type(e).__name__, getattr(e, "code", None)

@@ -3,15 +3,14 @@
 In order: reasoning optionally rendered as `<think>...</think>` content; citation markers
 rewritten to `[n]` (canonical.citations); the answer cut at the first `stop` sequence, even
 one split across pieces; the answer cut at `max_tokens`; the sources list appended. Cutting
-ends the upstream stream early (closing it cancels the Kimi answer and deletes the chat).
+ends the upstream stream early (the turn runner, kimi/chat/turn.py, stops reading: closing it
+cancels the Kimi answer).
 
 Citations leave here with `start`/`end` set: the characters of the content they annotate.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import aclosing
 from dataclasses import dataclass
 
 from .citations import CitationRewriter, sources_markdown
@@ -35,16 +34,18 @@ class StopMatcher:
         self.stops = tuple(s for s in stops if s)
         self._pending = ""
 
-    def feed(self, text: str) -> tuple[str, bool]:
+    def feed(self, text: str) -> tuple[str, str | None]:
+        """(text to show, the stop sequence that ended it or None)."""
         buf = self._pending + text
-        hits = [i for i in (buf.find(s) for s in self.stops) if i >= 0]
+        hits = [(i, s) for i, s in ((buf.find(s), s) for s in self.stops) if i >= 0]
         if hits:
             self._pending = ""
-            return buf[:min(hits)], True
+            at, stop = min(hits, key=lambda h: h[0])
+            return buf[:at], stop
         hold = max((k for s in self.stops for k in range(1, min(len(s), len(buf) + 1))
                     if buf.endswith(s[:k])), default=0)
         self._pending = buf[len(buf) - hold:] if hold else ""
-        return buf[:len(buf) - hold], False
+        return buf[:len(buf) - hold], None
 
     def flush(self) -> str:
         tail, self._pending = self._pending, ""
@@ -97,10 +98,24 @@ class AnswerShaper:
         self.content = 0            # characters of content sent
         self.answered = 0           # answer characters sent
         self.cut: str | None = None     # finish reason when we end the answer ourselves
+        self.stop_sequence: str | None = None   # the stop sequence that cut it
         self.finished = False
         self._thinking = False
         self._spans: list = []      # (start, end, source) in answer coordinates, not yet sent
         self._cited: set[str] = set()
+
+    def feed(self, ev) -> list:
+        """The events to send for one upstream event (others pass as they are)."""
+        t = type(ev)
+        if t is TextDelta:
+            return self.text(ev.text)
+        if t is ReasoningDelta:
+            return self.reasoning(ev.text)
+        if t is Citation:
+            return self.source(ev)
+        if t is Finish:
+            return self.finish(ev)
+        return [ev]
 
     def reasoning(self, text: str) -> list:
         text = self._capped(text)
@@ -135,14 +150,15 @@ class AnswerShaper:
         if self.cut is None:
             out += self._uncited()
         self.finished = True
-        return out + [Finish(self.cut or ev.reason, None if self.cut else ev.message)]
+        return out + [Finish(self.cut or ev.reason, None if self.cut else ev.message,
+                             self.stop_sequence)]
 
     def _answer(self, out: list, text: str, final: bool = False) -> list:
         """Send answer text (stop and cap applied) with the annotations it completes."""
         if self.stop is not None:
             text, hit = self.stop.feed(text)
-            if hit:
-                self.cut = "stop"
+            if hit is not None:
+                self.cut, self.stop_sequence = "stop", hit
             elif final:
                 text += self.stop.flush()
         text = self._capped(text)
@@ -194,26 +210,3 @@ class AnswerShaper:
         return [Citation(s.ref, s.url, s.title, s.number, self.content, self.content)
                 for s in self.citations.sources if s.ref not in self._cited]
 
-
-async def shape(events, options: ShapeOptions, counter=None) -> AsyncIterator:
-    """The shaped event stream. Returns as soon as the answer is cut, closing `events`."""
-    shaper = AnswerShaper(options, counter)
-    async with aclosing(events):
-        async for ev in events:
-            t = type(ev)
-            if t is TextDelta:
-                out = shaper.text(ev.text)
-            elif t is ReasoningDelta:
-                out = shaper.reasoning(ev.text)
-            elif t is Citation:
-                out = shaper.source(ev)
-            elif t is Finish:
-                out = shaper.finish(ev)
-            else:
-                out = [ev]
-            for item in out:
-                yield item
-            if shaper.cut is not None:
-                for item in shaper.finish(Finish()):
-                    yield item
-                return

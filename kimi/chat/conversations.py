@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 import orjson
 
 from ..canonical.request import ChatRequest, Message
+from ..canonical.tools import ToolCall, ToolKind
 from ..errors import InvalidRequest, NotFound
 from ..store.conversations import Conversation, ConversationRepo
-from .prompt import fold_messages
+from .prompt import build_prompt, tools_digest
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 NEW_IDS = {"", "none", "None", "null", "new"}
@@ -34,8 +35,44 @@ def check_id(cid: str, param: str = "conversation_id") -> str:
     return cid
 
 
-def transcript_of(messages: list[Message]) -> list[list[str]]:
-    return [[m.role, m.text.rstrip()] for m in messages]
+def transcript_of(messages: list[Message]) -> list[list]:
+    return [row_of(m) for m in messages]
+
+
+def row_of(m: Message) -> list:
+    """A transcript row: [role, text], and a third item only for tool traffic (so rows of
+    plain chats, and their digests, are what they always were). Arguments are compared as
+    canonical JSON: clients re-serialise them."""
+    row = [m.role, m.text.rstrip()]
+    if m.tool_calls:
+        row.append({"calls": [[c.id, c.name, _canonical(c.arguments), c.kind.value]
+                              for c in m.tool_calls]})
+    elif m.role == "tool" and m.tool_call_id:
+        row.append({"call": m.tool_call_id, "error": m.is_error})
+    return row
+
+
+def _canonical(arguments) -> str:
+    if isinstance(arguments, str):
+        return arguments
+    return orjson.dumps(arguments, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def message_of(row: list) -> Message:
+    extra = row[2] if len(row) > 2 else {}
+    calls = tuple(ToolCall(cid, name, _arguments(args, kind), ToolKind(kind), i)
+                  for i, (cid, name, args, kind) in enumerate(extra.get("calls", ())))
+    return Message(role=row[0], text=row[1], tool_calls=calls, tool_call_id=extra.get("call"),
+                   is_error=bool(extra.get("error")))
+
+
+def _arguments(raw: str, kind: str):
+    if kind == ToolKind.CUSTOM.value:
+        return raw
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw
 
 
 def digest(transcript: list) -> str:
@@ -75,10 +112,10 @@ class Plan:
     abandoned: tuple[str, str] | None = None   # (account, chat id) left behind by a rebuild
     lock: asyncio.Lock | None = field(default=None, repr=False)
 
-    def rebuild(self) -> None:
+    def rebuild(self, req: ChatRequest) -> None:
         """Start a fresh upstream chat from the stored transcript (owner account unusable)."""
-        old = [Message(role=r, text=t) for r, t in self.existing.transcript]
-        self.prompt = fold_messages(old + self.new_messages)
+        old = [message_of(row) for row in self.existing.transcript]
+        self.prompt = build_prompt(req, old + self.new_messages)
         if self.chat_id and self.owner and self.abandoned is None:
             self.abandoned = (self.owner, self.chat_id)
         self.chat_id = self.parent_id = self.owner = None
@@ -113,12 +150,13 @@ class Conversations:
         if cid is not None:      # "none": a new conversation the client will continue by id
             return self._new(req, "conv-" + uuid.uuid4().hex, self.ttl)
         if self.auto_ttl <= 0:
-            return Plan(conv_id=None, prompt=fold_messages(req.messages), new_messages=req.messages)
+            return Plan(conv_id=None, prompt=build_prompt(req, req.messages),
+                        new_messages=req.messages)
         return await self._automatic(req, scope)
 
     def _new(self, req: ChatRequest, cid: str, ttl: float, lock=None, auto: bool = False) -> Plan:
-        return Plan(conv_id=cid, prompt=fold_messages(req.messages), new_messages=req.messages,
-                    ttl=ttl, lock=lock, auto=auto)
+        return Plan(conv_id=cid, prompt=build_prompt(req, req.messages),
+                    new_messages=req.messages, ttl=ttl, lock=lock, auto=auto)
 
     async def _explicit(self, req, scope, cid, *, create: bool) -> Plan:
         lock = self.lock_for(scope, cid)
@@ -167,20 +205,24 @@ class Conversations:
         if not new or new[-1].role not in ("user", "tool"):
             raise InvalidRequest("the conversation already holds these messages; send a new "
                                  "user turn", param="messages", code="nothing_new")
-        return Plan(conv_id=conv.id, prompt=fold_messages(new), new_messages=new, existing=conv,
+        history = [message_of(row) for row in conv.transcript]
+        prompt = build_prompt(req, new, history=history, told_tools=conv.tools_digest)
+        return Plan(conv_id=conv.id, prompt=prompt, new_messages=new, existing=conv,
                     chat_id=conv.chat_id, parent_id=conv.parent_id, owner=conv.account,
                     ttl=conv.ttl_seconds, lock=lock)
 
-    async def save(self, plan: Plan, scope: str, model: str, account: str, chat_id: str,
-                   message_id: str | None, answer: str) -> None:
+    async def save(self, plan: Plan, req: ChatRequest, scope: str, account: str, chat_id: str,
+                   message_id: str | None, answer: Message) -> None:
         old = plan.existing.transcript if plan.existing else []
-        transcript = old + transcript_of(plan.new_messages) + [["assistant", answer.rstrip()]]
+        transcript = old + transcript_of(plan.new_messages) + [row_of(answer)]
+        told = tools_digest(req.tools) if req.tools else (
+            plan.existing.tools_digest if plan.existing and not plan.rebuilt else None)
         now = time.time()
         await self.repo.put(Conversation(
             scope=scope, id=plan.conv_id, account=account, chat_id=chat_id,
             parent_id=message_id or plan.parent_id, transcript=transcript,
-            digest=digest(transcript), model=model, ttl_seconds=plan.ttl,
+            digest=digest(transcript), model=req.model, ttl_seconds=plan.ttl,
             created_at=plan.existing.created_at if plan.existing else now, updated_at=now,
-            auto=plan.auto))
+            auto=plan.auto, tools_digest=told))
         if plan.replaces and plan.replaces != plan.conv_id:
             await self.repo.delete(scope, plan.replaces)

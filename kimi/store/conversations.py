@@ -10,7 +10,7 @@ import orjson
 from .sqlite import Store
 
 COLUMNS = ("scope, id, account, chat_id, parent_id, transcript, digest, model, ttl_seconds, "
-           "created_at, updated_at, auto")
+           "created_at, updated_at, auto, tools_digest")
 
 
 @dataclass
@@ -20,21 +20,22 @@ class Conversation:
     account: str
     chat_id: str | None
     parent_id: str | None
-    transcript: list            # [[role, text], ...]
+    transcript: list            # [[role, text], ...]; tool traffic adds a third item
     digest: str
     model: str | None
     ttl_seconds: float
     created_at: float
     updated_at: float
     auto: bool = False          # stored only for automatic continuation of plain requests
+    tools_digest: str | None = None     # the tools the upstream chat was told about
 
     def public(self, with_transcript: bool = False) -> dict:
         out = {"id": self.id, "object": "conversation", "model": self.model,
-               "turns": sum(1 for r, _ in self.transcript if r == "user"),
+               "turns": sum(1 for row in self.transcript if row[0] == "user"),
                "created_at": int(self.created_at), "updated_at": int(self.updated_at),
                "expires_at": int(self.updated_at + self.ttl_seconds)}
         if with_transcript:
-            out["messages"] = [{"role": r, "content": t} for r, t in self.transcript]
+            out["messages"] = [{"role": row[0], "content": row[1]} for row in self.transcript]
         return out
 
 
@@ -70,10 +71,11 @@ class ConversationRepo:
         c.updated_at = time.time()
         await self.store.execute(
             f"INSERT OR REPLACE INTO conversations ({COLUMNS}, expires_at) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (c.scope, c.id, c.account, c.chat_id, c.parent_id,
              orjson.dumps(c.transcript).decode(), c.digest, c.model, c.ttl_seconds,
-             c.created_at, c.updated_at, int(c.auto), c.updated_at + c.ttl_seconds))
+             c.created_at, c.updated_at, int(c.auto), c.tools_digest,
+             c.updated_at + c.ttl_seconds))
 
     async def list(self, scope: str) -> list[Conversation]:
         """The caller's named conversations (not the ones kept for automatic continuation)."""

@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS conversations (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     expires_at REAL NOT NULL DEFAULT 0, -- updated_at + ttl_seconds, indexed for the purge
+    tools_digest TEXT,               -- the tool list the upstream chat was told about
     PRIMARY KEY (scope, id)
 );
 CREATE INDEX IF NOT EXISTS conversations_digest ON conversations (scope, digest);
@@ -82,6 +83,8 @@ class Store:
         have = {row[1] for row in self._db.execute("PRAGMA table_info(conversations)")}
         if "auto" not in have:
             self._db.execute("ALTER TABLE conversations ADD COLUMN auto INTEGER NOT NULL DEFAULT 0")
+        if "tools_digest" not in have:
+            self._db.execute("ALTER TABLE conversations ADD COLUMN tools_digest TEXT")
         if "expires_at" not in have:
             self._db.execute("ALTER TABLE conversations ADD COLUMN expires_at REAL NOT NULL DEFAULT 0")
         # Rows without an expiry: just migrated, a migration cut short, or written by an older

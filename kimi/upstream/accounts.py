@@ -2,7 +2,8 @@
 
 An account is one Kimi login: its current access token, its ClientSession and its health.
 The pool picks the least-busy healthy account (round-robin among equals), limits streams per
-account, and makes a request wait a bounded time when all are busy.
+account, and makes a request wait a bounded time when all are busy. For the configured accounts
+the pick does not scan the pool (see ready.py); a client's own few tokens are simply scanned.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Sequence
 
 import aiohttp
 
 from ..errors import RateLimited, Unauthorized, UpstreamUnavailable
+from .ready import ReadyAccounts
 from .tokens import alias_for, expires_at, key_for, token_kind
 
 HEALTHY, COOLING, DEAD = "healthy", "cooling", "dead"
@@ -40,6 +43,7 @@ class Account:
         self.session: aiohttp.ClientSession | None = None
         self.last_used = 0.0
         self.refreshes = 0
+        self.refreshed_at: float | None = None     # wall clock of the last token refresh
         self.restored = False               # stored (rotated) tokens looked up yet?
         self.last_strike = 0.0              # when a limit without Retry-After last hit
         self.strike_seconds = 0.0           # ... and how long it cooled the account
@@ -92,6 +96,8 @@ class AccountPool:
         self.accounts = [Account(t) for t in dict.fromkeys(tokens)]
         self._configured = {t: a for t, a in zip(dict.fromkeys(tokens), self.accounts)}
         self._client_accounts: dict[str, Account] = {}
+        self._aliases = {a.alias: a for a in self.accounts}     # configured, then clients'
+        self._ready = ReadyAccounts(self.accounts, max_streams)
         self._new_session = new_session
         self.max_streams = max_streams
         self.queue_timeout = queue_timeout
@@ -105,7 +111,32 @@ class AccountPool:
         return sum(a.refreshes for a in self.all_accounts())
 
     def by_alias(self, alias: str) -> Account | None:
-        return next((a for a in self.all_accounts() if a.alias == alias), None)
+        return self._aliases.get(alias)
+
+    def find(self, candidates: Sequence[Account], alias: str | None) -> Account | None:
+        """The account `alias` if it is one of `candidates`, without a scan of the pool."""
+        if alias is None:
+            return None
+        if candidates is self.accounts:
+            found = self._aliases.get(alias)
+            return found if found is not None and found.origin == "config" else None
+        return next((a for a in candidates if a.alias == alias), None)
+
+    def add(self, account: Account) -> None:
+        """A server account added while running (the operator console)."""
+        if account not in self.accounts:
+            self.accounts.append(account)
+            self._aliases[account.alias] = account
+            self._ready.add(account)
+
+    def remove(self, account: Account) -> None:
+        """A server account taken out while running (disabled or removed); streams in
+        flight on it finish."""
+        if account in self.accounts:
+            self.accounts.remove(account)
+        if self._aliases.get(account.alias) is account:
+            del self._aliases[account.alias]
+        self._ready.remove(account)
 
     def all_accounts(self) -> list[Account]:
         return self.accounts + list(self._client_accounts.values())
@@ -122,6 +153,7 @@ class AccountPool:
                 if len(self._client_accounts) >= self._max_client_accounts:
                     self._evict_idle_client_account()
                 acct = self._client_accounts[token] = Account(token, origin="client")
+                self._aliases.setdefault(acct.alias, acct)
             if acct not in out:
                 out.append(acct)
         return out
@@ -136,19 +168,24 @@ class AccountPool:
         unless a chat is using it or has used it."""
         acct = self._client_accounts.get(token)
         if acct is not None and not acct.in_flight and (acct.state == DEAD or not acct.last_used):
-            del self._client_accounts[token]
-            self._close_later(acct)
+            self._close_later(self._drop_client_account(token))
 
     def _evict_idle_client_account(self) -> None:
         idle = [(a.last_used, t) for t, a in self._client_accounts.items() if not a.in_flight]
         if idle:
-            self._close_later(self._client_accounts.pop(min(idle)[1]))
+            self._close_later(self._drop_client_account(min(idle)[1]))
 
     def _close_later(self, acct: Account) -> None:
         if acct.session is not None:
             task = asyncio.get_running_loop().create_task(acct.session.close())
             self._closing.add(task)         # keep it alive until the close is done
             task.add_done_callback(self._closing.discard)
+
+    def _drop_client_account(self, token: str) -> Account:
+        acct = self._client_accounts.pop(token)
+        if self._aliases.get(acct.alias) is acct:
+            del self._aliases[acct.alias]
+        return acct
 
     def session(self, account: Account) -> aiohttp.ClientSession:
         if account.session is None or account.session.closed:
@@ -164,6 +201,7 @@ class AccountPool:
                 if pick is not None:
                     pick.in_flight += 1
                     pick.last_used = time.time()
+                    self._ready.moved(pick, pick.in_flight - 1)
                     return pick
                 self._raise_if_hopeless(candidates, exclude)
                 remaining = deadline - time.monotonic()
@@ -178,10 +216,19 @@ class AccountPool:
 
     async def release(self, account: Account) -> None:
         account.in_flight -= 1
+        self._ready.moved(account, account.in_flight + 1)
         async with self._freed:
             self._freed.notify_all()
 
     def _pick(self, candidates: list[Account], exclude) -> Account | None:
+        if candidates is self.accounts:
+            # The ready accounts first; the parked (unwell) ones only when none is, because
+            # an avoided account still beats waiting.
+            found = self._ready.take(exclude, time.time())
+            return found if found is not None else self._scan(self._ready.parked, exclude)
+        return self._scan(candidates, exclude)
+
+    def _scan(self, candidates: list[Account], exclude) -> Account | None:
         now = time.time()
         free = [a for a in candidates if a.alias not in exclude and a.usable(now)
                 and a.in_flight < self.max_streams]
@@ -193,6 +240,9 @@ class AccountPool:
         return free[next(self._turn) % len(free)]
 
     def _raise_if_hopeless(self, candidates: list[Account], exclude) -> None:
+        if (candidates is self.accounts
+                and len(self._ready.parked) + len(exclude) < len(self.accounts)):
+            return      # an account that is neither unwell nor excluded is busy: wait for it
         left = [a for a in candidates if a.alias not in exclude and a.state != DEAD]
         if left:
             # The queue is for busy accounts. When every one is cooling down after an

@@ -29,9 +29,20 @@ TRACE_HOOKS = web.AppKey("trace_hooks", list)
 CLEANUP = web.RequestKey("cleanup", list)
 
 
-def error_response(e: GatewayError) -> web.Response:
+# How errors look on the wire, per dialect: [(matches(request), body(error) -> dict)]. The
+# first that matches renders the error; the last entry is the default (OpenAI's shape).
+ERROR_BODIES = web.AppKey("error_bodies", list)
+
+
+def add_error_body(app: web.Application, matches, body) -> None:
+    """A dialect's error shape, for the requests `matches(request)` says are its own."""
+    app.setdefault(ERROR_BODIES, []).insert(0, (matches, body))
+
+
+def error_response(request: web.Request, e: GatewayError) -> web.Response:
+    body = next(body for matches, body in request.app[ERROR_BODIES] if matches(request))
     headers = {"Retry-After": str(int(e.retry_after))} if e.retry_after else None
-    return web.Response(status=e.status, body=orjson.dumps(e.body()),
+    return web.Response(status=e.status, body=orjson.dumps(body(e)),
                         content_type="application/json", headers=headers)
 
 
@@ -39,9 +50,6 @@ def _http_error(e: web.HTTPException) -> GatewayError:
     err = GatewayError(e.reason if e.status != 413 else
                        "the request body is too large", code=f"http_{e.status}")
     err.status = e.status
-    err.type = "invalid_request_error" if e.status < 500 else "server_error"
-    if e.status == 404:
-        err.type = "not_found_error"
     return err
 
 
@@ -57,11 +65,11 @@ async def errors_and_logs(request: web.Request, handler):
         resp = await handler(request)
     except GatewayError as e:
         trace.record_error(e)
-        resp = error_response(e)
+        resp = error_response(request, e)
     except web.HTTPException as e:
         if e.status < 400:
             raise
-        resp = error_response(_http_error(e))
+        resp = error_response(request, _http_error(e))
         if e.status == 405:
             resp.headers["Allow"] = e.headers.get("Allow", "")
     except asyncio.CancelledError:
@@ -72,7 +80,7 @@ async def errors_and_logs(request: web.Request, handler):
         raise
     except Exception:
         log.exception("internal error in request %s", trace.request_id)
-        resp = error_response(GatewayError("internal error; see the gateway log for request "
+        resp = error_response(request, GatewayError("internal error; see the gateway log for request "
                                            f"{trace.request_id}", code="internal_error"))
     finally:
         for close in request[CLEANUP]:

@@ -11,8 +11,8 @@
 
 from __future__ import annotations
 
-from ..canonical.request import ModelSpec
-from ..errors import InvalidRequest
+from ...canonical.request import ModelSpec
+from ...errors import InvalidRequest
 
 EFFORTS = ("none", "minimal", "low", "medium", "high")
 IGNORED_NUMBERS = ("temperature", "top_p", "presence_penalty", "frequency_penalty")

@@ -23,9 +23,9 @@ import urllib.parse
 
 from yarl import URL
 
-from ..canonical.request import Attachment
-from ..errors import InvalidRequest
-from ..web.inline import InlinePayload
+from ...canonical.request import Attachment
+from ...errors import InvalidRequest
+from ...web.inline import InlinePayload
 
 ATTACHMENT_TYPES = {"image_url", "file"}
 _WHITESPACE = re.compile(rb"\s+")

@@ -1,0 +1,171 @@
+"""The stages that turn Kimi's answer text into what the request asked for, before the
+answer shaper (citations, stop, max_tokens): tool calls found in the text, and structured
+(JSON) output. Each says, at the end of an upstream answer, whether one corrective
+follow-up in the same chat is needed, and what to ask."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import string
+
+import orjson
+
+from ..canonical.tools import ChoiceMode, ToolCall, Tools
+from ..tools import BadBlock, ParsedCall, ToolSieve, corrective_prompt
+from ..tools.structured import corrective_json_prompt, first_json_value, validate
+
+log = logging.getLogger("kimi.tools")
+
+_ID_CHARS = string.ascii_letters + string.digits
+
+
+def new_call_id(prefix: str) -> str:
+    return prefix + "".join(secrets.choice(_ID_CHARS) for _ in range(24))
+
+
+def offered(tools: Tools) -> Tools:
+    """The tools a reply may call: the named one, or the allowed subset."""
+    choice = tools.choice
+    names = {choice.name} if choice.mode == ChoiceMode.NAMED else set(choice.allowed)
+    if not names:
+        return tools
+    return Tools(specs=tuple(s for s in tools.specs if s.name in names), choice=choice,
+                 parallel=tools.parallel)
+
+
+class ToolStage:
+    """Tool calls out of the answer text (content and thinking). Text before a call streams
+    as it comes, except when a call is required: then it is held until a call or the end."""
+
+    def __init__(self, tools: Tools, id_prefix: str):
+        self.tools = offered(tools)
+        self.id_prefix = id_prefix
+        self.hold = tools.choice.mode in (ChoiceMode.REQUIRED, ChoiceMode.NAMED)
+        self.calls: list[ToolCall] = []
+        self.candidates: list[ParsedCall] = []      # calls seen only in the thinking
+        self.bad: list[BadBlock] = []
+        self.held: list[str] = []
+        self.visible = False                        # any non-blank text shown or held
+        self._seen: set[tuple] = set()
+        self.begin()
+
+    def begin(self) -> None:
+        """A new upstream answer (the first, or a follow-up) gets fresh sieves."""
+        self.content = ToolSieve(self.tools)
+        self.thinking = ToolSieve(self.tools, drain_after_calls=False)
+        self.bad, self.held, self.candidates = [], [], []
+
+    @property
+    def draining(self) -> bool:
+        """Text after the last call is being dropped: the rest of the answer is not needed."""
+        return self.content.draining
+
+    def text(self, text: str) -> list:
+        return self._content(self.content.feed(text))
+
+    def reasoning(self, text: str) -> list[str]:
+        out = []
+        for item in self.thinking.feed(text):
+            if isinstance(item, str):
+                out.append(item)
+            elif isinstance(item, ParsedCall):
+                self.candidates.append(item)
+            # A broken block in the thinking is no answer: it is dropped, not shown.
+        return out
+
+    def end(self) -> tuple[list, list[str]]:
+        """(content items, reasoning texts) still held at the end of an upstream answer.
+        Calls found only in the thinking count when the answer itself has none."""
+        thoughts = [t for t in self.thinking.close() if isinstance(t, str)]
+        out = self._content(self.content.close())
+        if not self.calls and self.candidates:
+            out += self._content(self.candidates)
+            self.candidates = []
+        return out, thoughts
+
+    def problem(self) -> str | None:
+        """Why a corrective follow-up is needed, after end(); None when the answer stands."""
+        if self.calls or self.tools.choice.mode == ChoiceMode.NONE:
+            return None
+        if self.bad:
+            return f"your tool call block could not be used ({self.bad[0].error})"
+        if self.hold:
+            return "your reply did not contain the required tool call"
+        if not self.visible:
+            return "your reply had no visible output"
+        return None
+
+    def corrective(self, problem: str) -> str:
+        return corrective_prompt(self.tools, problem)
+
+    def release(self) -> list[str]:
+        """No follow-up will fix it: held text and broken blocks go out as text, never lost."""
+        out = self.held + [b.raw for b in self.bad]
+        self.held, self.bad = [], []
+        return out
+
+    def _content(self, items) -> list:
+        out = []
+        for item in items:
+            if isinstance(item, str):
+                self.visible = self.visible or bool(item.strip())
+                (self.held if self.hold and not self.calls else out).append(item)
+            elif isinstance(item, BadBlock):
+                self.bad.append(item)
+            else:
+                out += self._call(item)
+        return out
+
+    def _call(self, parsed: ParsedCall) -> list:
+        key = (parsed.name, orjson.dumps(parsed.arguments, option=orjson.OPT_SORT_KEYS))
+        if key in self._seen:
+            return []                   # the same call twice in one reply
+        if self.calls and not self.tools.parallel:
+            log.info("dropped a second tool call: parallel calls are off")
+            return []
+        self._seen.add(key)
+        # Held text and an earlier broken block go out before the call, in order.
+        preamble = (self.held if self.hold else []) + [b.raw for b in self.bad]
+        self.held, self.bad = [], []
+        call = ToolCall(new_call_id(self.id_prefix), parsed.name, parsed.arguments, parsed.kind,
+                        index=len(self.calls))
+        self.calls.append(call)
+        return preamble + [call]
+
+
+class JsonStage:
+    """Structured output: the whole text is held; at the end the first complete JSON value
+    is the answer, checked against the schema."""
+
+    def __init__(self, output):
+        self.output = output
+        self.parts: list[str] = []
+        self.errors: list[str] = []
+        self.value = None
+
+    def begin(self) -> None:
+        self.parts = []
+
+    def text(self, text: str) -> list:
+        self.parts.append(text)
+        return []
+
+    def problem(self) -> str | None:
+        text = "".join(self.parts)
+        self.value = first_json_value(text)
+        if self.value is None:
+            self.errors = ["the reply contained no complete JSON value"]
+        elif self.output.kind == "json_object" and not isinstance(self.value, dict):
+            self.errors = ["the reply must be a JSON object"]
+        else:
+            self.errors = validate(self.value, self.output.schema)
+        return "; ".join(self.errors) if self.errors else None
+
+    def corrective(self, problem: str) -> str:
+        return corrective_json_prompt(self.errors)
+
+    def release(self) -> list[str]:
+        if self.value is not None:
+            return [orjson.dumps(self.value).decode()]
+        return ["".join(self.parts)]
