@@ -49,3 +49,14 @@ async def test_no_line_is_logged_twice(uncancelled_gateway, emu, caplog):
                 await resp.read()
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("kimi")]
     assert len(lines) == len(set(lines)), lines
+
+
+async def test_a_refused_refresh_token_is_not_logged_twice(start_gateway, emu, caplog):
+    from kimi.emulator import mint_refresh_token
+    gw = await start_gateway(kimi={"tokens": (mint_refresh_token("user-unknown"),)})
+    async with aiohttp.ClientSession() as s:
+        async with s.post(gw.url + "/v1/chat/completions",
+                          json={"model": "kimi", "messages": [{"role": "user", "content": "x"}]}) as r:
+            assert r.status == 503
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("kimi")]
+    assert len(lines) == len(set(lines)), lines

@@ -45,6 +45,7 @@ class Account:
         self.refreshes = 0
         self.refreshed_at: float | None = None     # wall clock of the last token refresh
         self.restored = False               # stored (rotated) tokens looked up yet?
+        self.refused_token: str | None = None   # a refresh token Kimi refused: not sent again
         self.last_strike = 0.0              # when a limit without Retry-After last hit
         self.strike_seconds = 0.0           # ... and how long it cooled the account
 

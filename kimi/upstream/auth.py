@@ -111,18 +111,14 @@ class TokenManager:
         rt = account.refresh_token
         if rt is None:
             raise UpstreamAuthError("no refresh token for this account", code="token_expired")
+        if rt == account.refused_token:
+            _refused(account, rt)   # asking again would only repeat the refusal and its logs
         pair = await self._gateway_refresh(account, rt)
         if pair is None:
             pair = await self._legacy_refresh(account, rt)
         if pair is None:
-            if jwt_claims(rt) is None:
-                account.mark_dead("not a Kimi token")
-                raise UpstreamAuthError("this is not a Kimi token: neither an access JWT nor a "
-                                        "refresh token Kimi accepts (copy refresh_token from Local Storage)",
-                                        code="invalid_kimi_token")
-            account.mark_dead("Kimi refused the refresh token")
-            raise UpstreamAuthError("Kimi refused the refresh token; log in again and replace it",
-                                    code="refresh_refused")
+            account.refused_token = rt
+            _refused(account, rt)
         access, new_rt = pair
         try:
             await self.store.save_tokens(account.key, new_rt or rt, access)   # durable first
@@ -141,16 +137,16 @@ class TokenManager:
 
     async def _gateway_refresh(self, account: Account, rt: str):
         data = await self._call("POST", self.auth_url + REFRESH_PATH, account,
-                                json_body={"refresh_token": rt})
+                                json_body={"refresh_token": rt}, what="account gateway")
         return _pair(data, "accessToken", "refreshToken")
 
     async def _legacy_refresh(self, account: Account, rt: str):
         data = await self._call("GET", self.base_url + LEGACY_REFRESH_PATH, account,
-                                headers={"Authorization": f"Bearer {rt}"})
+                                headers={"Authorization": f"Bearer {rt}"}, what="legacy endpoint")
         return _pair(data, "access_token", "refresh_token", alt="token")
 
     async def _call(self, method: str, url: str, account: Account, *, json_body=None,
-                    headers=None) -> dict | None:
+                    headers=None, what: str = "") -> dict | None:
         """The decoded JSON of a 200 answer; None when refused; raises when unreachable."""
         body = orjson.dumps(json_body) if json_body is not None else None
         h = {"Content-Type": "application/json", "Connect-Protocol-Version": "1", **(headers or {})}
@@ -158,7 +154,8 @@ class TokenManager:
             async with self.session_for(account).request(method, url, data=body, headers=h,
                                                          timeout=self._timeout) as resp:
                 if resp.status != 200:
-                    log.info("refresh call for %s refused with HTTP %s", account.alias, resp.status)
+                    log.info("refresh of %s at the %s refused with HTTP %s", account.alias, what,
+                             resp.status)
                     return None
                 data = orjson.loads(await resp.read())
         except (aiohttp.ClientError, TimeoutError) as e:
@@ -167,6 +164,17 @@ class TokenManager:
         except orjson.JSONDecodeError:
             return None
         return data if isinstance(data, dict) else None
+
+
+def _refused(account: Account, rt: str):
+    if jwt_claims(rt) is None:
+        account.mark_dead("not a Kimi token")
+        raise UpstreamAuthError("this is not a Kimi token: neither an access JWT nor a refresh "
+                                "token Kimi accepts (copy refresh_token from Local Storage)",
+                                code="invalid_kimi_token")
+    account.mark_dead("Kimi refused the refresh token")
+    raise UpstreamAuthError("Kimi refused the refresh token; log in again and replace it",
+                            code="refresh_refused")
 
 
 def _pair(data, access_key: str, refresh_key: str, alt: str | None = None):
