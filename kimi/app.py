@@ -16,6 +16,8 @@ from .admin.keys import ApiKeys
 from .admin.session import Sessions
 from .admin.traffic import TrafficLog
 from .api import admin_routes
+from .api import models as model_routes
+from .api.anthropic import routes as anthropic_routes
 from .api.openai import routes as openai_routes
 from .canonical.models import ModelCatalogue
 from .chat.addresses import AddressPolicy
@@ -65,6 +67,8 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(_services)
     app.on_response_prepare.append(add_cors_headers)
     openai_routes.add_routes(app)
+    anthropic_routes.add_routes(app)
+    model_routes.add_routes(app)
     admin_routes.add_routes(app)
     if config.admin.key:
         app[TRAFFIC] = TrafficLog(config.admin.traffic_records)

@@ -89,6 +89,14 @@ class AdminConfig:
 
 
 @dataclass(frozen=True)
+class AnthropicConfig:
+    # The Kimi model each Claude family name (claude-*-opus/sonnet/haiku-*) stands for.
+    opus: str = "kimi-thinking"
+    sonnet: str = "kimi-thinking"
+    haiku: str = "kimi"
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     kimi: KimiConfig = field(default_factory=KimiConfig)
@@ -97,11 +105,13 @@ class Config:
     files: FilesConfig = field(default_factory=FilesConfig)
     tools: ToolsConfig = field(default_factory=ToolsConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    anthropic: AnthropicConfig = field(default_factory=AnthropicConfig)
     source: str = "<defaults>"
 
 
 SECTIONS = {"server": ServerConfig, "kimi": KimiConfig, "pool": PoolConfig, "store": StoreConfig,
-            "files": FilesConfig, "tools": ToolsConfig, "admin": AdminConfig}
+            "files": FilesConfig, "tools": ToolsConfig, "admin": AdminConfig,
+            "anthropic": AnthropicConfig}
 
 # Environment variable -> (section, key). Lists are comma-separated.
 ENV_OVERRIDES = {

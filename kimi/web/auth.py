@@ -86,8 +86,8 @@ def authenticate(request: web.Request, api_keys: tuple[str, ...], has_server_tok
 
 def _key_caller(presented: str | None, api_keys: tuple[str, ...], stored=None) -> Caller:
     if presented is None:
-        raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'",
-                           code="missing_api_key")
+        raise Unauthorized("missing API key: send 'Authorization: Bearer <key>' (or "
+                           "'x-api-key: <key>')", code="missing_api_key")
     given = presented.encode("utf-8", "surrogatepass")
     index = None
     for i, key in enumerate(api_keys):  # every key compared: the time says nothing of which

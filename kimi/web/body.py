@@ -9,7 +9,7 @@ import orjson
 from aiohttp import web
 
 from ..errors import InvalidRequest, PayloadTooLarge
-from .inline import BodyScanner
+from .inline import RAW_KEYS, BodyScanner
 from .keys import BODY_BUDGET, CONFIG
 from .middleware import CLEANUP
 
@@ -21,16 +21,17 @@ MAX_DEPTH = 128
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-async def read_json(request: web.Request, claim=None):
-    """The parsed body. Large base64 data URLs in it are decoded while it streams in
-    (web/inline.py); `claim(body, take)` calls take(container, key) where the caller wants
-    such a value to stay decoded (an InlinePayload, closed when the request ends). Every
-    other one is put back as the text it was."""
+async def read_json(request: web.Request, claim=None, raw_keys: tuple[bytes, ...] = RAW_KEYS):
+    """The parsed body. Large base64 data URLs in it (and values of the `raw_keys` members,
+    plain base64) are decoded while it streams in (web/inline.py); `claim(body, take)` calls
+    take(container, key) where the caller wants such a value to stay decoded (an
+    InlinePayload, closed when the request ends). Every other one is put back as the text it
+    was."""
     if request.content_type.startswith(("multipart/", "application/x-www-form-urlencoded")):
         raise InvalidRequest(f"this endpoint takes a JSON body, not {request.content_type}: send "
                              "JSON with 'Content-Type: application/json' (files go inside it as "
                              "data: URLs or file_data)", code="unsupported_content_type")
-    scanner = BodyScanner(request.app[CONFIG].files.max_mb * 1024 * 1024)
+    scanner = BodyScanner(request.app[CONFIG].files.max_mb * 1024 * 1024, raw_keys)
     try:
         size = await _read_body(request, scanner)
         if not size:
