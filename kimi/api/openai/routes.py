@@ -59,8 +59,7 @@ def _model(request: web.Request, wanted: str) -> dict | None:
 
 
 def _scope(request: web.Request) -> str:
-    caller = caller_of(request)
-    return request.app[SERVICE].scope_for(caller.api_key_id, list(caller.kimi_tokens))
+    return caller_of(request).scope
 
 
 async def list_conversations(request: web.Request) -> web.Response:
