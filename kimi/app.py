@@ -11,14 +11,17 @@ from aiohttp import web
 
 from .api import admin_routes
 from .api.openai import routes as openai_routes
+from .api.responses import routes as responses_routes
 from .canonical.models import ModelCatalogue
 from .chat.addresses import AddressPolicy
 from .chat.attachments import AttachmentService
 from .chat.conversations import Conversations
+from .chat.responses import StoredResponses
 from .chat.fetch import RemoteFetcher
 from .chat.service import ChatService
 from .config import Config
 from .store.conversations import ConversationRepo
+from .store.responses import ResponseRepo
 from .store.sqlite import Store
 from .store.uploads import UploadStore
 from .upstream.accounts import AccountPool
@@ -29,7 +32,7 @@ from .upstream.kimi import KimiUpstream
 from .upstream.files import FileUploader
 from .usage import load_counter
 from .web.home import home
-from .web.keys import CATALOGUE, CONFIG, SERVICE, STARTED_AT, TOKEN_COUNTER
+from .web.keys import CATALOGUE, CONFIG, RESPONSES, SERVICE, STARTED_AT, TOKEN_COUNTER
 from .web.metrics import METRICS, Metrics, metrics_handler
 from .web.middleware import TRACE_HOOKS, errors_and_logs
 from .web.status import readyz
@@ -48,6 +51,7 @@ def create_app(config: Config) -> web.Application:
     app[TRACE_HOOKS] = [app[METRICS].observe]
     app.cleanup_ctx.append(_services)
     openai_routes.add_routes(app)
+    responses_routes.add_routes(app)
     admin_routes.add_routes(app)
     app.router.add_get("/ping", ping)
     app.router.add_get("/healthz", healthz)
@@ -79,11 +83,13 @@ async def _services(app: web.Application):
                           overflow=config.store.overflow, think_tags=config.kimi.think_tags,
                           retries=config.tools.retries)
     app[SERVICE] = service
+    app[RESPONSES] = StoredResponses(ResponseRepo(store), config.store.conversation_ttl_days * 86400)
     for account in pool.accounts:
         await tokens.restore(account)
     loop = asyncio.get_running_loop()
     background = [loop.create_task(_every(30.0, tokens.refresh_due, pool.all_accounts)),
-                  loop.create_task(_every(60.0, service.purge_expired))]
+                  loop.create_task(_every(60.0, service.purge_expired)),
+                  loop.create_task(_every(60.0, app[RESPONSES].purge_expired))]
     catalogue = _catalogue_task(app, client, pool, tokens)
     if catalogue is not None:
         background.append(catalogue)

@@ -44,14 +44,15 @@ def first_token(request: web.Request) -> None:
 
 
 async def stream_turn(request: web.Request, turn, encode, *, head: bytes = b"",
-                      tail=lambda: b"", in_band, headers: dict | None = None) -> web.StreamResponse:
+                      tail=lambda: b"", in_band, headers: dict | None = None,
+                      ping=None) -> web.StreamResponse:
     """The turn's events as server-sent events: `head` before the first content,
     `encode(ev)` per event, `tail()` at the end, `in_band(error)` for an error after the
-    response started."""
+    response started, `ping()` (when given) as the keep-alive once the stream has begun."""
     trace = request[TRACE]
     sse = SSEStream(request, keepalive=request.app[CONFIG].server.keepalive_seconds,
                     headers={"X-Request-Id": trace.request_id, **conversation_headers(turn),
-                             **(headers or {})})
+                             **(headers or {})}, ping=ping)
 
     def on_event(ev):
         if trace.first_token is None and type(ev) is not Usage:

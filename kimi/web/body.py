@@ -6,6 +6,7 @@ import json
 
 import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from ..errors import InvalidRequest
 from .inline import BodyScanner
@@ -73,10 +74,18 @@ async def _read_body(request: web.Request, scanner: BodyScanner) -> int:
     if (request.content_length or 0) > limit:
         raise web.HTTPRequestEntityTooLarge(limit, request.content_length)
     size = 0
-    async for chunk in request.content.iter_chunked(CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise web.HTTPRequestEntityTooLarge(limit, size)
-        scanner.feed(chunk)
+    try:
+        # A compressed body (Content-Encoding gzip, deflate, zstd) arrives decompressed a
+        # piece at a time, so the limit holds for the decompressed size and a bomb stops
+        # at the limit.
+        async for chunk in request.content.iter_chunked(CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise web.HTTPRequestEntityTooLarge(limit, size)
+            scanner.feed(chunk)
+    except RequestPayloadError:
+        encoding = request.headers.get("Content-Encoding")
+        raise InvalidRequest(f"the request body is not valid {encoding} data" if encoding else
+                             "the request body could not be read", code="invalid_body") from None
     scanner.finish()
     return size

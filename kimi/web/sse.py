@@ -44,8 +44,13 @@ class _HeadersWithFirstWrite(web.StreamResponse):
 
 
 class SSEStream:
-    def __init__(self, request: web.Request, *, keepalive: float, headers: dict | None = None):
+    def __init__(self, request: web.Request, *, keepalive: float, headers: dict | None = None,
+                 ping=None):
         self.request = request
+        # ping() -> bytes: the dialect's keep-alive event (e.g. Responses' repeated
+        # `response.in_progress`), sent only once the stream has begun; a comment before.
+        self.ping = ping
+        self.began = False      # the head and a first event went out
         self.resp = _HeadersWithFirstWrite(headers={**SSE_HEADERS, **(headers or {})})
         self.keepalive = keepalive
         self.accepted = False
@@ -91,7 +96,7 @@ class SSEStream:
             if delay > 0:
                 await asyncio.sleep(delay)
             elif self.accepted:
-                await self.write(KEEPALIVE)
+                await self.write(self.ping() if self.began and self.ping else KEEPALIVE)
                 try:
                     await self.flush()
                 except ConnectionResetError:
@@ -123,6 +128,7 @@ class SSEStream:
                         if head:
                             data, head = head + data, b""   # one send with the headers
                         await self.write(data)
+                        self.began = True
                 except Exception as e:
                     if self._starting is not None and not self.resp.prepared:
                         raise       # nothing sent yet: the middleware answers with a status
