@@ -1,10 +1,11 @@
 """The emulator in its own process, plus a loopback-only control port for the benchmark.
 
 `python bench/emulator_proc.py --port P --control-port C`. The control app shares the
-emulator's state object: `POST /knobs` sets `call_delay` / `chunk_delay`, `GET /calls` lists
-the calls received (path and monotonic time; CLOCK_MONOTONIC is system-wide, so the bench
-process can compare them with its own clock), `POST /reset` forgets calls and chats so that a
-long run does not grow the emulator. The emulator app itself is untouched.
+emulator's state object: `POST /knobs` sets `call_delay`, `chunk_delay`, `frames_per_write`;
+`GET /calls` lists the calls received (path and monotonic time; CLOCK_MONOTONIC is
+system-wide, so the bench process can compare them with its own clock); `GET /connections`
+says how many client connections have carried a request so far; `POST /reset` forgets calls
+and chats so that a long run does not grow the emulator. The emulator app itself is untouched.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from aiohttp import web  # noqa: E402
 
 from kimi.emulator import EmulatorState, create_app  # noqa: E402
 
-KNOBS = ("call_delay", "chunk_delay")
+KNOBS = ("call_delay", "chunk_delay", "frames_per_write")
 
 
 def control_app(state: EmulatorState) -> web.Application:
@@ -30,12 +31,15 @@ def control_app(state: EmulatorState) -> web.Application:
         for key, value in body.items():
             if key not in KNOBS:
                 return web.json_response({"error": f"unknown knob {key}"}, status=400)
-            setattr(state, key, float(value))
+            setattr(state, key, int(value) if key == "frames_per_write" else float(value))
         return web.json_response({k: getattr(state, k) for k in KNOBS})
 
     async def calls(request: web.Request) -> web.Response:
         return web.Response(body=orjson.dumps([[c.path, c.time] for c in state.calls]),
                             content_type="application/json")
+
+    async def connections(request: web.Request) -> web.Response:
+        return web.json_response({"connections": state.connections})
 
     async def reset(request: web.Request) -> web.Response:
         state.calls.clear()
@@ -49,6 +53,7 @@ def control_app(state: EmulatorState) -> web.Application:
     app = web.Application()
     app.router.add_post("/knobs", knobs)
     app.router.add_get("/calls", calls)
+    app.router.add_get("/connections", connections)
     app.router.add_post("/reset", reset)
     return app
 

@@ -6,9 +6,10 @@ import asyncio
 import random
 import time
 
-from .clients import direct_stream, gateway_stream, gateway_unary, new_session
+from . import connections, saturation
+from .clients import direct_stream, gateway_stream, new_session
 from .procs import Stack
-from .procstat import cpu_seconds, memory_mb, percentile
+from .procstat import memory_mb, percentile
 
 PROMPT = "Benchmark: say hello."                 # default answer: ~25 content pieces
 LONG_PROMPT = "Stream me a long answer. " * 80   # ~2,000 chars echoed: ~520 pieces
@@ -18,9 +19,12 @@ SLOW_PROMPT = "Keep this stream open. " * 18     # ~100 pieces, 0.25 s apart: ~2
 def sizes(quick: bool) -> dict:
     if quick:
         return dict(levels=((1, 20), (10, 3), (20, 2)), seconds=2.0, open_streams=100,
-                    accounts=60, rt_reps=2, steady=(20,), slice_s=1.0)
+                    accounts=60, rt_reps=2, steady=(20,), slice_s=1.0, rate_s=2.0,
+                    paced=(2, 3.0))
+    # paced: (requests, seconds apart) for the connection count at a slow trickle
     return dict(levels=((1, 300), (50, 20), (200, 8)), seconds=8.0, open_streams=1000,
-                accounts=200, rt_reps=5, steady=(50, 200), slice_s=4.0)
+                accounts=256, rt_reps=5, steady=(50, 200), slice_s=4.0, rate_s=10.0,
+                paced=(4, 30.0))
 
 
 async def run_all(stack: Stack, quick: bool) -> dict:
@@ -37,9 +41,13 @@ async def run_all(stack: Stack, quick: bool) -> dict:
             print(f"  steady at {conc}: {out[f'steady_{conc}']}", flush=True)
         out["roundtrips"] = await roundtrips(stack, s, n["rt_reps"])
         out["paced"] = await paced(stack, s)
-        out["stream_cpu"] = await stream_throughput(stack, s, n["seconds"])
-        out["unary"] = await unary_throughput(stack, s, n["seconds"])
-    for key in ("roundtrips", "paced", "stream_cpu", "unary"):
+        out["stream_cpu"] = await saturation.streams(stack, s, LONG_PROMPT, n["seconds"], 1)
+        out["stream_cpu_4"] = await saturation.streams(stack, s, LONG_PROMPT, n["seconds"], 4)
+        out["unary"] = await saturation.unary(stack, s, PROMPT, n["seconds"])
+        out["conn_rate"] = await connections.at_rate(stack, s, PROMPT, 50, n["rate_s"])
+        out["conn_paced"] = await connections.paced(stack, s, PROMPT, *n["paced"])
+    for key in ("roundtrips", "paced", "stream_cpu", "stream_cpu_4", "unary", "conn_rate",
+                "conn_paced"):
         print(f"  {key}: {out[key]}", flush=True)
     return out
 
@@ -67,20 +75,30 @@ async def ttfc(stack: Stack, s, conc: int, rounds: int) -> dict:
         for mode in modes[r % 3:] + modes[:r % 3]:
             got[mode] += [x.ttfc for x in await _burst(stack, s, mode, conc)]
             await asyncio.sleep(0.02 if conc == 1 else 0.3)
+    return _with_floor(got)
+
+
+def _with_floor(got: dict) -> dict:
+    """Gateway against direct, the do-nothing proxy against direct, and the gateway against
+    the proxy (what the gateway adds over any aiohttp process in its place)."""
     out = _compare(got["d"], got["g"])
     floor = _compare(got["d"], got["n"])
-    out.update(null_added_p50=floor["added_p50"], null_added_p99=floor["added_p99"])
+    over = _compare(got["n"], got["g"])
+    out.update(null_added_p50=floor["added_p50"], null_added_p99=floor["added_p99"],
+               null_p50=floor["gateway_p50"], over_null_p50=over["added_p50"],
+               over_null_p99=over["added_p99"])
     return out
 
 
 async def steady(stack: Stack, s, conc: int, slice_s: float) -> dict:
     """`conc` streams always in flight (each worker starts the next as one ends), upstream
     pieces 10 ms apart like a fast real model: what a new request feels under that load.
-    Direct and gateway take turns in slices; every request's time to first chunk counts."""
+    Direct, gateway and the do-nothing proxy take turns in slices; every request's time to
+    first chunk counts."""
     await stack.knobs(chunk_delay=0.01)
-    got = {"d": [], "g": []}
+    got = {"d": [], "g": [], "n": []}
     rng = random.Random(conc)
-    for mode in ("d", "g", "g", "d"):
+    for mode in ("d", "g", "n", "n", "g", "d"):
         deadline = time.monotonic() + slice_s
 
         async def worker(i: int) -> None:
@@ -89,8 +107,9 @@ async def steady(stack: Stack, s, conc: int, slice_s: float) -> dict:
             await asyncio.sleep(rng.uniform(0, 0.4))
             while time.monotonic() < deadline:
                 await asyncio.sleep(rng.uniform(0, 0.02))
-                if mode == "d":
-                    res = await direct_stream(s, stack.emu_url, stack.direct_tokens[i], PROMPT)
+                if mode in ("d", "n"):
+                    url = stack.emu_url if mode == "d" else stack.null_url
+                    res = await direct_stream(s, url, stack.direct_tokens[i], PROMPT)
                 else:
                     res = await gateway_stream(s, stack.gw_url, PROMPT)
                 if not res.ok or res.ttfc is None:
@@ -101,7 +120,7 @@ async def steady(stack: Stack, s, conc: int, slice_s: float) -> dict:
         await asyncio.sleep(0.3)
     await stack.knobs(chunk_delay=0.0)
     await stack.reset()
-    return _compare(got["d"], got["g"])
+    return _with_floor(got)
 
 
 def _compare(direct: list[float], gateway: list[float]) -> dict:
@@ -134,7 +153,8 @@ async def roundtrips(stack: Stack, s, reps: int) -> dict:
     await stack.reset()
     return {"max_calls": max(counts), "min_calls": min(counts),
             "paths": [p.rsplit("/", 1)[-1] for p in paths],
-            "added_p50": timed["added_p50"], "gateway_p50": timed["gateway_p50"]}
+            "added_p50": timed["added_p50"], "gateway_p50": timed["gateway_p50"],
+            "over_null_p50": timed["over_null_p50"]}
 
 
 async def paced(stack: Stack, s) -> dict:
@@ -142,52 +162,8 @@ async def paced(stack: Stack, s) -> dict:
     await stack.knobs(chunk_delay=0.01)
     timed = await ttfc(stack, s, 1, 6)
     await stack.knobs(chunk_delay=0.0)
-    return {"direct_p50": timed["direct_p50"], "gateway_p50": timed["gateway_p50"]}
-
-
-async def _closed_loop(seconds: float, workers: int, one) -> tuple[int, float]:
-    """`workers` loops calling `one()` until the time is up; returns (sum of results, wall)."""
-    deadline = time.monotonic() + seconds
-    total = 0
-
-    async def worker():
-        nonlocal total
-        while time.monotonic() < deadline:
-            n = await one()     # not `total += await one()`: that reads `total` before the await
-            total += n
-
-    t0 = time.monotonic()
-    await asyncio.gather(*(worker() for _ in range(workers)))
-    return total, time.monotonic() - t0
-
-
-async def stream_throughput(stack: Stack, s, seconds: float) -> dict:
-    async def one() -> int:
-        res = await gateway_stream(s, stack.gw_url, LONG_PROMPT)
-        if not res.ok:
-            raise RuntimeError("a stream failed during the throughput run")
-        return res.chunks
-
-    await stack.reset()
-    cpu0 = cpu_seconds(stack.gateway_pid)
-    chunks, wall = await _closed_loop(seconds, 50, one)
-    cpu = cpu_seconds(stack.gateway_pid) - cpu0
-    await stack.reset()
-    return {"chunks": chunks, "cpu_s": cpu, "wall_s": wall, "per_cpu_s": chunks / cpu,
-            "per_wall_s": chunks / wall, "us_per_chunk": cpu / chunks * 1e6}
-
-
-async def unary_throughput(stack: Stack, s, seconds: float) -> dict:
-    async def one() -> int:
-        if not await gateway_unary(s, stack.gw_url, PROMPT):
-            raise RuntimeError("a non-streaming request failed")
-        return 1
-
-    cpu0 = cpu_seconds(stack.gateway_pid)
-    done, wall = await _closed_loop(seconds, 50, one)
-    cpu = cpu_seconds(stack.gateway_pid) - cpu0
-    await stack.reset()
-    return {"requests": done, "per_s": done / wall, "cpu_ms_per_request": cpu / done * 1000}
+    return {"direct_p50": timed["direct_p50"], "gateway_p50": timed["gateway_p50"],
+            "null_p50": timed["null_p50"]}
 
 
 async def memory(stack: Stack, quick: bool) -> dict:

@@ -56,7 +56,7 @@ class Stack:
         self._ports = (emu_port, ctl_port, gw_port, null_port)
         self.gw_tokens = [mint_access_token(f"user-{i}") for i in range(accounts)]
         self.direct_tokens = [mint_access_token(f"direct-{i}") for i in range(accounts)]
-        self.gateway_pid = 0
+        self.gateway_pid = self.emulator_pid = 0
 
     async def __aenter__(self) -> "Stack":
         emu_port, ctl_port, gw_port, null_port = self._ports
@@ -65,6 +65,7 @@ class Stack:
         await self._spawn("emulator", [sys.executable, os.path.join(bench, "emulator_proc.py"),
                                        "--port", str(emu_port), "--control-port", str(ctl_port),
                                        *(["--uvloop"] if _has_uvloop() else [])])
+        self.emulator_pid = self.procs[-1].pid
         await _wait_http(self.control_url + "/calls")
         config = os.path.join(self.workdir, "config.toml")
         with open(config, "w") as f:
@@ -114,6 +115,11 @@ class Stack:
     async def calls(self) -> list[tuple[str, float]]:
         async with self.control.get(self.control_url + "/calls") as r:
             return [tuple(c) for c in orjson.loads(await r.read())]
+
+    async def connections(self) -> int:
+        """Client connections the emulator has seen carry a request, since it started."""
+        async with self.control.get(self.control_url + "/connections") as r:
+            return orjson.loads(await r.read())["connections"]
 
     async def reset(self) -> None:
         async with self.control.post(self.control_url + "/reset") as r:

@@ -17,6 +17,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def cpu_busy_ticks() -> dict[int, tuple[int, int]]:
+    """Per CPU of the machine: (busy ticks, all ticks) since boot, from /proc/stat."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *values = line.split()
+            if name.startswith("cpu") and name != "cpu":
+                ticks = list(map(int, values))
+                idle = ticks[3] + ticks[4]          # idle + iowait
+                out[int(name[3:])] = (sum(ticks) - idle, sum(ticks))
+    return out
+
+
+def busy_shares(before: dict, after: dict) -> dict[int, float]:
+    """Each CPU's busy share between two `cpu_busy_ticks` readings (all processes)."""
+    return {cpu: (after[cpu][0] - before[cpu][0]) / max(1, after[cpu][1] - before[cpu][1])
+            for cpu in after if cpu in before}
+
+
 def memory_mb(pid: int) -> dict[str, float]:
     """VmRSS (resident now) and VmHWM (peak resident) of `pid`, in MB (10^6 bytes)."""
     out = {}

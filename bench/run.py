@@ -1,8 +1,9 @@
 """The gateway benchmark. `python bench/run.py [--loop both|asyncio|uvloop] [--quick]`
 
 Starts the emulator (bench/emulator_proc.py) and the gateway (gateway.py) as separate
-processes on loopback, drives them with async aiohttp clients from this process, prints the
-table and writes it into BENCHMARKS.md (between the bench markers; the rest is kept).
+processes on loopback, drives them with async aiohttp clients from this process (latency,
+connection counts, memory) and with wrk (saturation: `apt-get install wrk`), prints the table
+and writes it into BENCHMARKS.md (between the bench markers; the rest is kept).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def main() -> int:
     args = parser.parse_args()
     loops = ["asyncio", "uvloop"] if args.loop == "both" else [args.loop]
     _fast_client_loop()
-    results = {}
+    load_before = os.getloadavg()[0]
     runs: dict[str, list[dict]] = {choice: [] for choice in loops}
     for i in range(args.runs):
         for choice in loops:    # interleaved, so a noisy minute hits both columns
@@ -57,7 +58,8 @@ def main() -> int:
                 runs[choice].append(asyncio.run(run_one(choice, args.quick, workdir,
                                                         args.placement)))
     results = {choice: median_merge(got) for choice, got in runs.items()}
-    table = render(results, quick=args.quick, runs=args.runs, placement=args.placement)
+    table = render(results, quick=args.quick, runs=args.runs, placement=args.placement,
+                   load=(load_before, os.getloadavg()[0]))
     print(table)
     if not args.no_write:
         write_benchmarks(table)

@@ -29,6 +29,7 @@ from .upstream.auth import TokenManager
 from .upstream.catalog import CatalogueRefresher
 from .upstream.client import KimiClient
 from .upstream.kimi import KimiUpstream
+from .upstream.uploads import FileUploads
 from .upstream.files import FileUploader
 from .usage import load_counter
 from .web.home import home
@@ -64,7 +65,7 @@ def create_app(config: Config) -> web.Application:
 async def _services(app: web.Application):
     config: Config = app[CONFIG]
     client = KimiClient(config.kimi.base_url, config.kimi.connect_timeout_seconds,
-                        config.kimi.idle_timeout_seconds)
+                        config.kimi.idle_timeout_seconds, config.kimi.connection_idle_seconds)
     pool = AccountPool(config.kimi.tokens, client.new_session,
                        max_streams=config.pool.max_streams_per_account,
                        queue_timeout=config.pool.queue_timeout_seconds)
@@ -76,18 +77,20 @@ async def _services(app: web.Application):
     conversations = Conversations(ConversationRepo(store),
                                   ttl_seconds=config.store.conversation_ttl_days * 86400,
                                   auto_ttl_seconds=config.store.auto_continue_minutes * 60)
-    attachments = await _attachments(config, client, store)
-    upstream = KimiUpstream(client, pool, tokens, attachments)
+    attachments, uploads = await _attachments(config, client, store)
+    upstream = KimiUpstream(client, pool, tokens, uploads)
     service = ChatService(pool, upstream, conversations, attachments=attachments,
                           counter=app[TOKEN_COUNTER], delete_chats=config.kimi.delete_chats,
                           overflow=config.store.overflow, think_tags=config.kimi.think_tags,
                           retries=config.tools.retries)
     app[SERVICE] = service
-    app[RESPONSES] = StoredResponses(ResponseRepo(store), config.store.conversation_ttl_days * 86400)
+    app[RESPONSES] = StoredResponses(ResponseRepo(store),
+                                     config.store.conversation_ttl_days * 86400)
     for account in pool.accounts:
         await tokens.restore(account)
     loop = asyncio.get_running_loop()
-    background = [loop.create_task(_every(30.0, tokens.refresh_due, pool.all_accounts)),
+    background = [loop.create_task(client.warm_up()),
+                  loop.create_task(_every(30.0, tokens.refresh_due, pool.all_accounts)),
                   loop.create_task(_every(60.0, service.purge_expired)),
                   loop.create_task(_every(60.0, app[RESPONSES].purge_expired))]
     catalogue = _catalogue_task(app, client, pool, tokens)
@@ -101,6 +104,7 @@ async def _services(app: web.Application):
     await service.drain()
     await tokens.drain()
     await pool.close()
+    await client.close()
     await attachments.close()
     await store.close()
 
@@ -129,15 +133,16 @@ def _catalogue_task(app: web.Application, client: KimiClient, pool: AccountPool,
     return asyncio.get_running_loop().create_task(refresher.run())
 
 
-async def _attachments(config: Config, client: KimiClient, store: Store) -> AttachmentService:
+async def _attachments(config: Config, client: KimiClient,
+                       store: Store) -> tuple[AttachmentService, FileUploads]:
     files, max_bytes = config.files, config.files.max_mb * 1024 * 1024
     uploads = UploadStore(store, files.dedupe_ttl_hours * 3600)
     await uploads.purge()
     fetcher = RemoteFetcher(AddressPolicy(files.allow_hosts), max_bytes,
                             files.download_timeout_seconds)
     uploader = FileUploader(client, files.upload_timeout_seconds, files.parse_timeout_seconds)
-    return AttachmentService(fetcher, uploader, uploads, max_bytes=max_bytes,
-                             parallel=files.parallel_uploads)
+    return (AttachmentService(fetcher, max_bytes=max_bytes, parallel=files.parallel_uploads),
+            FileUploads(uploader, uploads, parallel=files.parallel_uploads))
 
 
 async def ping(request: web.Request) -> web.Response:

@@ -86,3 +86,19 @@ def test_median_merge_takes_the_median_of_numbers_only():
     runs = [{"a": {"p50": 1.0, "paths": ["Chat"]}, "n": 3}, {"a": {"p50": 5.0, "paths": ["x"]}, "n": 1},
             {"a": {"p50": 2.0, "paths": ["y"]}, "n": 2}]
     assert median_merge(runs) == {"a": {"p50": 2.0, "paths": ["Chat"]}, "n": 2}
+
+
+def test_wrk_script_pieces():
+    from bench.loadgen import SCRIPT, lua_string, parse_result
+    assert lua_string(b'a"\n\\') == '"\\97\\34\\10\\92"'
+    assert 'wrk.body = "\\123"' in SCRIPT.format(body=lua_string(b"{"))
+    out = 'Running 1s test\n  1 threads\n\nRESULT {"requests": 7, "bytes": 700, "us": 1000000}\n'
+    assert parse_result(out) == {"requests": 7, "bytes": 700, "us": 1000000}
+
+
+def test_machine_busy_shares_are_fractions():
+    from bench.procstat import busy_shares, cpu_busy_ticks
+    before = cpu_busy_ticks()
+    sum(i * i for i in range(200_000))
+    shares = busy_shares(before, cpu_busy_ticks())
+    assert set(shares) == set(before) and all(0 <= v <= 1 for v in shares.values())

@@ -311,6 +311,22 @@ async def test_fault_split_coalesce_huge(aiohttp_client):
     assert masks(frames)[-2] == "done"
 
 
+async def test_frames_per_write_batches_frames_and_flushes_before_a_wait(aiohttp_client):
+    client, state = await start(aiohttp_client, frames_per_write=8)
+    async with client.post(CHAT, data=frame(body("batched")), headers=auth()) as resp:
+        pieces = [chunk async for chunk, _ in resp.content.iter_chunks()]
+    frames = unframe(b"".join(pieces))
+    assert text_of(frames) == default_text(1, "batched") and frames[-1] == (2, {})
+    assert len(pieces) <= len(frames) // 8 + 1
+    # With a pause after each frame, each leaves before its pause: none waits for 8 more.
+    state.chunk_delay = 0.03
+    state.replies.append(Reply(text="abcdefgh", chunk=1))
+    async with client.post(CHAT, data=frame(body()), headers=auth()) as resp:
+        pieces = [chunk async for chunk, _ in resp.content.iter_chunks()]
+    assert text_of(unframe(b"".join(pieces))) == "abcdefgh"
+    assert len(pieces) >= 8
+
+
 async def test_fault_silence_and_pause_heartbeats(aiohttp_client):
     client, state = await start(aiohttp_client, heartbeat_interval=0.05)
     state.replies.append(Reply(text="x", fault=Fault("silence", seconds=0.2, heartbeats=True)))

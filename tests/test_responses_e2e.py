@@ -205,6 +205,7 @@ async def test_a_codex_loop_of_three_steps(gw, emu):
     """Codex's recorded request shape through patch -> command -> answer: the patch arrives
     byte for byte, and from step 2 only the new tool output goes upstream, in one chat."""
     body = orjson.loads((DATA / "codex_request.json").read_bytes())
+    body["tools"][2]["format"]["definition"] = (DATA / "codex_apply_patch.lark").read_text()
     emu.state.replies.append(Reply(text=PATCH_CALL, think="I will patch the file.", chunk=5))
     items, completed = await codex_turn(gw, body)
     assert [i["type"] for i in items] == ["reasoning", "custom_tool_call"]

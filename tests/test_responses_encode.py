@@ -45,8 +45,13 @@ def encoder() -> ResponseEncoder:
 def test_stream_matches_the_golden_file():
     enc = encoder()
     data = enc.head() + b"".join(enc.event(ev) for ev in EVENTS) + enc.tail()
-    golden("responses_stream.golden", data)
-    final = check_grammar(parse(data.decode()))
+    events = parse(data.decode())
+    # The golden file holds the events indented (lines stay short); the bytes are exactly
+    # their compact form.
+    assert data == b"".join(b"event: " + e["type"].encode() + b"\ndata: " + orjson.dumps(e) +
+                            b"\n\n" for e in events)
+    golden("responses_stream.golden", orjson.dumps(events, option=orjson.OPT_INDENT_2))
+    final = check_grammar(events)
     assert [o["type"] for o in final["output"]] == \
         ["reasoning", "message", "function_call", "custom_tool_call"]
     assert final["output"][1]["content"][0]["annotations"][0]["url"] == "https://example.com/a"

@@ -144,8 +144,19 @@ def test_the_table_is_compact():
     assert counter.encode("hello world") == [24912, 2375]
     held = [counter._blob, counter._offsets, counter._slots, counter._pairs, counter._bytes]
     assert sum(len(a) * getattr(a, "itemsize", 1) for a in held) < 4.5 * 2**20
+    caches = (counter._memo, counter._single)     # bounded caches, not the table
     assert not [v for v in vars(counter).values() if isinstance(v, (dict, list, set))
-                and len(v) > 100]
+                and len(v) > 100 and not any(v is c for c in caches)]
+
+
+def test_single_token_pieces_are_remembered_within_bounds(monkeypatch):
+    counter = load_counter()
+    monkeypatch.setattr("kimi.usage.SINGLE_ENTRIES", 8)
+    text = "the quick brown fox jumps over the lazy dog again and again, said the fox"
+    assert counter.count(text) == len(counter.encode(text))
+    assert counter.count(text) == len(counter.encode(text))      # now from the memo
+    assert 0 < len(counter._single) <= 8
+    assert all(len(counter.encode(p.decode())) == 1 for p in counter._single)
 
 
 @pytest.mark.parametrize("lines,error", [

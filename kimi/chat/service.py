@@ -64,7 +64,7 @@ class ChatService:
             check_id(path_id, param="conversation_id (URL)")
         plan = await self.conversations.plan(req, scope, path_id)
         if plan.owner is not None:
-            owner = next((a for a in accounts if a.alias == plan.owner), None)
+            owner = self.pool.find(accounts, plan.owner)
             if owner is None or owner.state == DEAD:
                 plan.rebuild(req)
         return Turn(self, req, scope, accounts, plan, trace)
@@ -101,7 +101,8 @@ class ChatService:
     async def _attempts(self, turn: Turn, tried: set[str]) -> AsyncIterator:
         plan = turn.plan
         while True:
-            candidates = [a for a in turn.accounts if a.alias == plan.owner] or turn.accounts
+            owner = self.pool.find(turn.accounts, plan.owner)
+            candidates = [owner] if owner is not None else turn.accounts
             account = await self.pool.acquire(candidates, exclude=tried)
             turn.account = account
             turn.trace.account = account.alias

@@ -15,8 +15,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
-from ..canonical.events import (FLUSH, Citation, Finish, FinishReason, ReasoningDelta,
-                                TextDelta, Usage)
+from ..canonical.events import FLUSH, Finish, FinishReason, ReasoningDelta, TextDelta, Usage
 from ..canonical.request import ChatRequest, Message, Trace
 from ..canonical.shaping import AnswerShaper, ShapeOptions
 from ..canonical.tools import ChoiceMode, ToolCall
@@ -144,13 +143,11 @@ class _Run:
                     out = self._text(ev.text)
                 elif t is ReasoningDelta:
                     out = self._reasoning(ev.text)
-                elif t is Citation:
-                    out = self.shaper.source(ev)
                 elif t is Finish:
-                    self.upstream = ev
+                    self.upstream = ev      # the turn's own Finish comes after any follow-up
                     continue
                 else:
-                    out = (ev,)
+                    out = self.shaper.feed(ev)
                 for item in out:
                     yield item
                 if self.shaper.cut is not None or (self.tools is not None and self.tools.draining):

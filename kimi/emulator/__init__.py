@@ -41,6 +41,14 @@ for names in ``state.parse_fail``; names in ``state.parse_never`` stay PROCESSIN
 ``state.upload_fail_names`` get HTTP 500 on upload. ``state.upload_delay`` seconds of delay per
 upload; ``state.max_uploads_active`` records how many uploads overlapped at most.
 
+Writes: each frame is its own write, unless ``state.frames_per_write`` is N > 1: then N
+frames go out together (as a busy upstream's frames share a network read); whatever is
+buffered goes out before any wait (``chunk_delay``, pauses, silence) and at the end.
+
+Connections: ``state.connections`` counts the client connections that carried a request (a
+connection is counted at its first request), so a test or the benchmark can tell a reused
+connection from a new one.
+
 Emulator choices where the reference is silent (documented assumptions):
 
 * Bare JSON / malformed envelope on Chat -> HTTP 400 ``{"code":"invalid_argument"}``

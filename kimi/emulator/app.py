@@ -55,6 +55,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     path = request.path
     call = Call(path, request.method, dict(request.headers), None, time.monotonic())
     state.calls.append(call)
+    state.saw_connection(request.protocol)
     if state.call_delay > 0:
         await asyncio.sleep(state.call_delay)
     if path.startswith(files.SIGN_OBJ) or path == auth.LEGACY_REFRESH:

@@ -142,6 +142,9 @@ class EmulatorState:
         self.refresh_calls = 0
         self.files: dict[str, FileRecord] = {}
         self.streams: dict[str, asyncio.Event] = {}
+        self.connections = 0        # client connections that carried a request, ever
+        self._open: dict[object, None] = {}
+        self._prune_at = 64
         # knobs
         self.auth_error_style = "http"
         self.bad_frame_style = "http"
@@ -149,6 +152,7 @@ class EmulatorState:
         self.id_style = "uuid"
         self.call_delay = 0.0
         self.chunk_delay = 0.0
+        self.frames_per_write = 1   # >1: frames written together (flushed before any wait)
         self.reject_concurrent = True
         self.models_fail = False
         self.catalog = "2026-05"
@@ -163,6 +167,18 @@ class EmulatorState:
         self.rt_grace = 0.0
         self.refresh_gateway_refuses = False
         self.access_ttl = 900
+
+    def saw_connection(self, conn) -> None:
+        """Counts a connection at its first request. `conn` is the server's protocol object
+        of the connection, held until it is closed (its `transport` is None then)."""
+        if conn in self._open:
+            return
+        self.connections += 1
+        self._open[conn] = None
+        if len(self._open) > self._prune_at:
+            for old in [c for c in self._open if getattr(c, "transport", None) is None]:
+                del self._open[old]
+            self._prune_at = 2 * len(self._open) + 64
 
     def new_id(self) -> str:
         if self.id_style == "xid":

@@ -93,11 +93,19 @@ class FrameWriter:
         self.mode = modes.get(fault.kind, "normal") if fault else "normal"
         self.piece = max(1, (fault.size or 1) if fault else 1)
         self.buffer = bytearray()
+        self.pending = 0            # frames in `buffer` (normal mode, frames_per_write > 1)
         self.offset = 0
 
     async def _write(self, data: bytes) -> None:
         if self.mode == "normal":
-            await self.resp.write(data)
+            if self.state.frames_per_write <= 1:
+                await self.resp.write(data)
+                return
+            # A busy upstream: several frames reach the client in one network read.
+            self.buffer += data
+            self.pending += 1
+            if self.pending >= self.state.frames_per_write:
+                await self.flush()
             return
         self.buffer += data
         while self.mode == "split" and len(self.buffer) >= self.piece:
@@ -107,6 +115,7 @@ class FrameWriter:
             await asyncio.sleep(0)
 
     async def flush(self) -> None:
+        self.pending = 0
         if self.buffer:
             data = bytes(self.buffer)
             self.buffer.clear()

@@ -2,7 +2,8 @@
 
 An account is one Kimi login: its current access token, its ClientSession and its health.
 The pool picks the least-busy healthy account (round-robin among equals), limits streams per
-account, and makes a request wait a bounded time when all are busy.
+account, and makes a request wait a bounded time when all are busy. For the configured accounts
+the pick does not scan the pool (see ready.py); a client's own few tokens are simply scanned.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Sequence
 
 import aiohttp
 
 from ..errors import RateLimited, Unauthorized, UpstreamUnavailable
+from .ready import ReadyAccounts
 from .tokens import alias_for, expires_at, token_kind
 
 HEALTHY, COOLING, DEAD = "healthy", "cooling", "dead"
@@ -69,6 +72,8 @@ class AccountPool:
         self.accounts = [Account(t) for t in dict.fromkeys(tokens)]
         self._configured = {t: a for t, a in zip(dict.fromkeys(tokens), self.accounts)}
         self._client_accounts: dict[str, Account] = {}
+        self._aliases = {a.alias: a for a in self.accounts}     # configured, then clients'
+        self._ready = ReadyAccounts(self.accounts, max_streams)
         self._new_session = new_session
         self.max_streams = max_streams
         self.queue_timeout = queue_timeout
@@ -82,7 +87,16 @@ class AccountPool:
         return sum(a.refreshes for a in self.all_accounts())
 
     def by_alias(self, alias: str) -> Account | None:
-        return next((a for a in self.all_accounts() if a.alias == alias), None)
+        return self._aliases.get(alias)
+
+    def find(self, candidates: Sequence[Account], alias: str | None) -> Account | None:
+        """The account `alias` if it is one of `candidates`, without a scan of the pool."""
+        if alias is None:
+            return None
+        if candidates is self.accounts:
+            found = self._aliases.get(alias)
+            return found if found is not None and found.origin == "config" else None
+        return next((a for a in candidates if a.alias == alias), None)
 
     def all_accounts(self) -> list[Account]:
         return self.accounts + list(self._client_accounts.values())
@@ -99,6 +113,7 @@ class AccountPool:
                 if len(self._client_accounts) >= self._max_client_accounts:
                     self._evict_idle_client_account()
                 acct = self._client_accounts[token] = Account(token, origin="client")
+                self._aliases.setdefault(acct.alias, acct)
             if acct not in out:
                 out.append(acct)
         return out
@@ -107,16 +122,22 @@ class AccountPool:
         """Drop a pass-through account that turned out dead (e.g. after /token/check)."""
         acct = self._client_accounts.get(token)
         if acct is not None and acct.state == DEAD and not acct.in_flight:
-            del self._client_accounts[token]
+            self._drop_client_account(token)
 
     def _evict_idle_client_account(self) -> None:
         idle = [(a.last_used, t) for t, a in self._client_accounts.items() if not a.in_flight]
         if idle:
-            acct = self._client_accounts.pop(min(idle)[1])
+            acct = self._drop_client_account(min(idle)[1])
             if acct.session is not None:
                 task = asyncio.get_running_loop().create_task(acct.session.close())
                 self._closing.add(task)         # keep it alive until the close is done
                 task.add_done_callback(self._closing.discard)
+
+    def _drop_client_account(self, token: str) -> Account:
+        acct = self._client_accounts.pop(token)
+        if self._aliases.get(acct.alias) is acct:
+            del self._aliases[acct.alias]
+        return acct
 
     def session(self, account: Account) -> aiohttp.ClientSession:
         if account.session is None or account.session.closed:
@@ -132,6 +153,7 @@ class AccountPool:
                 if pick is not None:
                     pick.in_flight += 1
                     pick.last_used = time.time()
+                    self._ready.moved(pick, pick.in_flight - 1)
                     return pick
                 self._raise_if_hopeless(candidates, exclude)
                 remaining = deadline - time.monotonic()
@@ -146,10 +168,19 @@ class AccountPool:
 
     async def release(self, account: Account) -> None:
         account.in_flight -= 1
+        self._ready.moved(account, account.in_flight + 1)
         async with self._freed:
             self._freed.notify_all()
 
     def _pick(self, candidates: list[Account], exclude) -> Account | None:
+        if candidates is self.accounts:
+            # The ready accounts first; the parked (unwell) ones only when none is, because
+            # an avoided account still beats waiting.
+            found = self._ready.take(exclude, time.time())
+            return found if found is not None else self._scan(self._ready.parked, exclude)
+        return self._scan(candidates, exclude)
+
+    def _scan(self, candidates: list[Account], exclude) -> Account | None:
         now = time.time()
         free = [a for a in candidates if a.alias not in exclude and a.usable(now)
                 and a.in_flight < self.max_streams]
@@ -161,6 +192,9 @@ class AccountPool:
         return free[next(self._turn) % len(free)]
 
     def _raise_if_hopeless(self, candidates: list[Account], exclude) -> None:
+        if (candidates is self.accounts
+                and len(self._ready.parked) + len(exclude) < len(self.accounts)):
+            return      # an account that is neither unwell nor excluded is busy: wait for it
         left = [a for a in candidates if a.alias not in exclude and a.state != DEAD]
         if left:
             # The queue is for busy accounts. When every one is cooling down after an

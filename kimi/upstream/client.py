@@ -1,16 +1,22 @@
 """Calls to Kimi over aiohttp: the streaming Chat call and the unary calls.
 
-Each account owns one persistent ClientSession (its own connection pool, so a stream read to
-its end-stream frame leaves the connection warm for the next request).
+Each account has its own persistent ClientSession (its identity: cookies, headers), and all of
+them share one connector, so a connection left warm by one account's request serves the next
+request of any account. Idle connections are kept `keepalive` seconds (aiohttp's default, 15 s,
+is shorter than a user's pause), and `warm_up` opens one at start, so a request rarely pays for
+a TCP and TLS handshake.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from .decode import map_connect_error
@@ -26,18 +32,51 @@ USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like G
               "Chrome/140.0.0.0 Safari/537.36")
 MAX_ERROR_BODY = 64 * 1024
 
+log = logging.getLogger("kimi.upstream")
+
 
 class KimiClient:
-    def __init__(self, base_url: str, connect_timeout: float, idle_timeout: float):
+    def __init__(self, base_url: str, connect_timeout: float, idle_timeout: float,
+                 keepalive: float = 60.0):
         self.base_url = base_url.rstrip("/")
+        self.keepalive = keepalive
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout,
                                               sock_read=idle_timeout)
         self._unary_timeout = aiohttp.ClientTimeout(total=connect_timeout + idle_timeout,
                                                     sock_connect=connect_timeout)
+        self._connector: aiohttp.TCPConnector | None = None
+
+    def connector(self) -> aiohttp.TCPConnector:
+        """The one connection pool of every account (made on first use: it needs the loop)."""
+        if self._connector is None or self._connector.closed:
+            self._connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300,
+                                                   keepalive_timeout=self.keepalive)
+        return self._connector
 
     def new_session(self) -> aiohttp.ClientSession:
+        """An account's session: its own cookie jar on the shared connector."""
         return aiohttp.ClientSession(timeout=self._timeout, auto_decompress=True,
-                                     connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300))
+                                     connector=self.connector(), connector_owner=False)
+
+    async def warm_up(self) -> bool:
+        """Open one connection to Kimi and leave it idle in the pool, so that the first request
+        after start does not pay for the handshake. Nothing is sent on it (no request, no
+        account); the probe request only names the pool key a real request will use. Failing
+        is not fatal: the first request connects then."""
+        probe = aiohttp.ClientRequest("POST", URL(self.base_url + CHAT_PATH),
+                                      loop=asyncio.get_running_loop(), ssl=True)
+        try:
+            conn = await self.connector().connect(probe, [], self._unary_timeout)
+        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            log.info("could not open a connection to Kimi ahead of requests: %s",
+                     type(e).__name__)
+            return False
+        conn.release()
+        return True
+
+    async def close(self) -> None:
+        if self._connector is not None:
+            await self._connector.close()
 
     def headers(self, token: str, content_type: str) -> dict[str, str]:
         """Request headers for a token. They are built once per token (its JWT read once),

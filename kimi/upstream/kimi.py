@@ -1,5 +1,5 @@
-"""The chat layer's one door to Kimi: stream an answer, cancel it, delete a chat, check a
-token. Connect framing, payloads, frame decoding, files and access tokens stay behind it."""
+"""The chat layer's one door to Kimi: stream an answer (with its files uploaded), cancel it,
+delete a chat, check a token. Connect framing, payloads, frame decoding, files and access tokens stay behind it."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from .auth import TokenManager, check_live
 from .client import CANCEL_PATH, DELETE_PATH, KimiClient
 from .decode import StreamDecoder
 from .payload import build_chat_payload
+from .uploads import FileUploads
 
 log = logging.getLogger("kimi.upstream")
 
@@ -29,9 +30,9 @@ class Reply:
 
 class KimiUpstream:
     def __init__(self, client: KimiClient, pool: AccountPool, tokens: TokenManager,
-                 attachments=None):
+                 uploads: FileUploads | None = None):
         self.client, self.pool, self.tokens = client, pool, tokens
-        self.attachments = attachments      # AttachmentService: files once per account
+        self.uploads = uploads              # a turn's files, uploaded once per Kimi user
 
     async def chat(self, account: Account, spec: ModelSpec, prompt: str, reply: Reply, *,
                    chat_id: str | None = None, parent_id: str | None = None,
@@ -41,9 +42,9 @@ class KimiUpstream:
         headers = self.client.headers(token, "application/connect+json")
         session = self.pool.session(account)
         file_ids = ()
-        if self.attachments is not None and blobs:
+        if self.uploads is not None and blobs:
             # Files are per account: uploaded (or found already uploaded) on this one.
-            file_ids = await self.attachments.file_ids(account, session, token, blobs)
+            file_ids = await self.uploads.file_ids(account, session, token, blobs)
         payload = build_chat_payload(spec, prompt, chat_id=chat_id, parent_id=parent_id,
                                      file_ids=file_ids)
         decoder = StreamDecoder()
