@@ -249,3 +249,43 @@ async def test_unknown_and_reasoning_items_are_skipped(gw, emu):
         {"role": "user", "content": "the question"}])
     assert r.output_text == "fine"
     assert prompts(emu) == ["the question"]
+
+
+async def test_input_items_and_input_tokens(gw, emu):
+    emu.state.replies.append(Reply(text="Listing. " + CALL))
+    client = gw.client()
+    r = await client.responses.create(model="kimi", input="list files", tools=[SHELL],
+                                      instructions="Be an agent.")
+    emu.state.replies.append(Reply(text="Two files."))
+    r2 = await client.responses.create(model="kimi", previous_response_id=r.id, tools=[SHELL],
+                                       input=[{"type": "function_call_output",
+                                               "call_id": r.output[-1].call_id,
+                                               "output": "a b"}])
+    page = await client.responses.input_items.list(r2.id, order="asc")
+    got = [(i.type, getattr(i, "role", None)) for i in page.data]
+    assert got == [("message", "system"), ("message", "user"), ("message", "assistant"),
+                   ("function_call", None), ("function_call_output", None)]
+    assert page.data[3].call_id == r.output[-1].call_id and page.data[4].output == "a b"
+    newest = await client.responses.input_items.list(r2.id, limit=2)
+    assert [i.type for i in newest.data] == ["function_call_output", "function_call"]
+    assert newest.has_more
+    count = await client.responses.input_tokens.count(model="kimi", input="list files",
+                                                      tools=[SHELL], instructions="Be an agent.")
+    assert count.input_tokens == r.usage.input_tokens
+    with pytest.raises(openai.NotFoundError):
+        await client.responses.input_items.list("resp_missing")
+
+
+async def test_continuing_from_an_older_response_forks_into_a_fresh_chat(gw, emu):
+    client = gw.client()
+    emu.state.replies.append(Reply(text="First answer."))
+    r1 = await client.responses.create(model="kimi", input="one")
+    emu.state.replies.append(Reply(text="Second answer."))
+    await client.responses.create(model="kimi", input="two", previous_response_id=r1.id)
+    emu.state.replies.append(Reply(text="Forked answer."))
+    fork = await client.responses.create(model="kimi", input="two again",
+                                         previous_response_id=r1.id)
+    assert fork.output_text == "Forked answer."
+    assert chat_ids(emu)[1] is not None and chat_ids(emu)[2] is None   # a new chat ...
+    assert "one" in prompts(emu)[2] and "First answer." in prompts(emu)[2]  # ... with the past
+    assert "two again" in prompts(emu)[2] and "Second answer." not in prompts(emu)[2]

@@ -76,6 +76,19 @@ def test_cut_answers_are_incomplete(reason, status):
     assert final["incomplete_details"] == {"reason": status}
 
 
+def test_a_moderation_notice_is_a_refusal():
+    enc = encoder()
+    data = enc.head() + enc.event(TextDelta("Sure, here")) + \
+        enc.event(Finish(FinishReason.CONTENT_FILTER, "blocked by moderation")) + \
+        enc.event(Usage(1, 1))
+    final = check_grammar(parse(data.decode()))
+    assert final["status"] == "incomplete"
+    assert [o["content"][0] for o in final["output"]] == [
+        {"type": "output_text", "text": "Sure, here", "annotations": []},
+        {"type": "refusal", "refusal": "blocked by moderation"}]
+    assert enc.texts == ["Sure, here"]
+
+
 def test_an_error_after_the_start_closes_the_open_item_and_fails():
     enc = encoder()
     err = RateLimited("Kimi is busy", code="rate_limited")

@@ -22,6 +22,8 @@ SCENARIOS = {
     "custom call": (Reply(text=PATCH_CALL, chunk=1), {"tools": [SHELL, PATCH_TOOL]},
                     ["custom_tool_call"]),
     "incomplete": (Reply(text="word " * 400, chunk=7), {"max_output_tokens": 20}, ["message"]),
+    "moderation": (Reply(text="Some words before the cut.", chunk=3,
+                         fault=Fault("moderation", after=2)), {}, ["message", "message"]),
 }
 
 
@@ -35,10 +37,13 @@ async def test_each_scenario_follows_the_grammar(gw, emu, name):
     events = parse(raw)
     final = check_grammar(events)
     assert [o["type"] for o in final["output"]] == types
-    if name == "incomplete":
+    if name in ("incomplete", "moderation"):
+        reason = "max_output_tokens" if name == "incomplete" else "content_filter"
         assert events[-1]["type"] == "response.incomplete"
-        assert final["incomplete_details"] == {"reason": "max_output_tokens"}
+        assert final["incomplete_details"] == {"reason": reason}
         assert final["output"][0]["status"] == "incomplete"
+        if name == "moderation":
+            assert final["output"][1]["content"][0]["type"] == "refusal"
         with pytest.raises(CodexStreamError):
             codex_process_sse(raw)
         return
@@ -64,16 +69,20 @@ async def test_each_scenario_follows_the_grammar(gw, emu, name):
         assert items[0]["input"] == PATCH
 
 
-async def test_failure_after_the_start_is_response_failed(gw, emu):
-    emu.state.replies.append(Reply(fault=Fault("error", after=3, code="internal",
-                                               message="broke")))
+@pytest.mark.parametrize("fault,code", [
+    (dict(code="internal", message="broke"), "server_error"),
+    (dict(code="invalid_argument", reason="REASON_TOKEN_LENGTH_TOO_LONG"),
+     "context_length_exceeded"),
+])
+async def test_failure_after_the_start_is_response_failed(gw, emu, fault, code):
+    emu.state.replies.append(Reply(fault=Fault("error", after=3, **fault)))
     status, raw = await raw_stream(gw, {"model": "kimi", "input": "hi"})
     assert status == 200
     events = parse(raw)
     final = check_grammar(events)
     assert events[-1]["type"] == "response.failed" and final["status"] == "failed"
-    assert final["error"]["code"] == "server_error"
-    with pytest.raises(CodexStreamError, match="server_error"):
+    assert final["error"]["code"] == code
+    with pytest.raises(CodexStreamError, match=code):
         codex_process_sse(raw)
 
 

@@ -99,7 +99,10 @@ class ResponseEncoder:
                 return self._close() + self._call(ev)
             case Finish():
                 self.finish = ev
-                return self._close()
+                out = self._close()
+                if ev.reason == FinishReason.CONTENT_FILTER and ev.message:
+                    out += self._refusal(ev.message)
+                return out
             case Usage():
                 self.usage = ev
                 return self._terminal()
@@ -190,6 +193,23 @@ class ResponseEncoder:
         out += self._event(prefix + ".delta", {**where, "delta": text})
         out += self._event(prefix + ".done", {**where, field: text})
         return out + self._done({**head, "status": "completed", field: text})
+
+    def _refusal(self, notice: str) -> bytes:
+        """Kimi's moderation notice, where the API puts a refusal: its own message item."""
+        index = len(self.output)
+        item_id = self._item_id("message", index)
+        where = {"item_id": item_id, "output_index": index, "content_index": 0}
+        part = {"type": "refusal", "refusal": notice}
+        out = self._event("response.output_item.added", {"output_index": index, "item": {
+            "id": item_id, "type": "message", "status": "in_progress", "role": "assistant",
+            "content": []}})
+        out += self._event("response.content_part.added",
+                           {**where, "part": {"type": "refusal", "refusal": ""}})
+        out += self._event("response.refusal.delta", {**where, "delta": notice})
+        out += self._event("response.refusal.done", {**where, "refusal": notice})
+        out += self._event("response.content_part.done", {**where, "part": part})
+        return out + self._done({"id": item_id, "type": "message", "status": "incomplete",
+                                 "role": "assistant", "content": [part]})
 
     def _citation(self, c: Citation) -> bytes:
         if self._open is None or self._open.kind != "message":

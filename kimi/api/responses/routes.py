@@ -12,11 +12,12 @@ from ...canonical.tools import ToolCall
 from ...errors import NotFound
 from ...web.auth import caller_of
 from ...web.body import read_json
-from ...web.keys import CATALOGUE, RESPONSES, SERVICE
+from ...web.keys import CATALOGUE, RESPONSES, SERVICE, TOKEN_COUNTER
 from ...web.middleware import add_error_body
 from ..turns import conversation_headers, first_token, open_turn, stream_turn
 from .decode import ResponsesRequest, decode_responses_request
 from .encode import ResponseEncoder, error_body
+from .items import input_items, input_tokens, items_page
 
 CONTENT = (TextDelta, ReasoningDelta, Citation, ToolCall, Finish, Usage)
 PATHS = ("/v1/responses", "/responses")
@@ -27,16 +28,22 @@ def _scope(request: web.Request) -> str:
     return request.app[SERVICE].scope_for(caller.api_key_id, list(caller.kimi_tokens))
 
 
-async def create(request: web.Request) -> web.StreamResponse:
-    scope = _scope(request)     # before the body is read: no work for strangers
+async def _decode(request: web.Request, scope: str) -> ResponsesRequest:
     rr = decode_responses_request(await read_json(request), request.app[CATALOGUE].resolve)
-    stored = request.app[RESPONSES]
     if rr.previous_response_id is not None:
+        stored = request.app[RESPONSES]
         previous = await stored.get(scope, rr.previous_response_id)
         if previous is None:
             raise NotFound(f"no response '{rr.previous_response_id}' for this caller",
                            param="previous_response_id", code="previous_response_not_found")
         rr.compose(stored.history(previous))
+    return rr
+
+
+async def create(request: web.Request) -> web.StreamResponse:
+    scope = _scope(request)     # before the body is read: no work for strangers
+    rr = await _decode(request, scope)
+    stored = request.app[RESPONSES]
     enc = ResponseEncoder(rr.echo)
     if rr.store:
         stored.saving(scope, enc.id)
@@ -76,6 +83,22 @@ async def retrieve(request: web.Request) -> web.Response:
     return web.Response(body=orjson.dumps(found.body), content_type="application/json")
 
 
+async def list_input_items(request: web.Request) -> web.Response:
+    stored = request.app[RESPONSES]
+    rid = request.match_info["id"]
+    found = await stored.get(_scope(request), rid)
+    if found is None:
+        raise _not_found(rid)
+    items = input_items(rid, stored.history(found)[:-1])     # the last row is the answer
+    return web.json_response(items_page(items, request.query))
+
+
+async def count_input_tokens(request: web.Request) -> web.Response:
+    rr = await _decode(request, _scope(request))
+    return web.json_response({"object": "response.input_tokens",
+                              "input_tokens": input_tokens(rr.req, request.app[TOKEN_COUNTER])})
+
+
 async def delete(request: web.Request) -> web.Response:
     rid = request.match_info["id"]
     if not await request.app[RESPONSES].delete(_scope(request), rid):
@@ -92,5 +115,7 @@ def add_routes(app: web.Application) -> None:
     add_error_body(app, lambda request: request.path.startswith(PATHS), error_body)
     for base in PATHS:
         app.router.add_post(base, create)
+        app.router.add_post(base + "/input_tokens", count_input_tokens)
+        app.router.add_get(base + "/{id}/input_items", list_input_items)
         app.router.add_get(base + "/{id}", retrieve)
         app.router.add_delete(base + "/{id}", delete)
