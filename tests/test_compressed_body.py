@@ -33,7 +33,8 @@ async def test_compressed_bodies_are_accepted(gw, emu, encoding):
     assert len(data) < len(BODY) // 4
     status, body = await post(gw.url + "/v1/responses", data, encoding)
     assert status == 200 and body["output"][0]["content"][0]["text"] == "got it"
-    assert "compressed hello" in emu.state.chat_requests[0]["message"]["blocks"][0]["text"]["content"]
+    blocks = emu.state.chat_requests[0]["message"]["blocks"]
+    assert "compressed hello" in blocks[0]["text"]["content"]
 
 
 @pytest.mark.parametrize("encoding", list(CODECS))

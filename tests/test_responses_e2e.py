@@ -289,3 +289,35 @@ async def test_continuing_from_an_older_response_forks_into_a_fresh_chat(gw, emu
     assert chat_ids(emu)[1] is not None and chat_ids(emu)[2] is None   # a new chat ...
     assert "one" in prompts(emu)[2] and "First answer." in prompts(emu)[2]  # ... with the past
     assert "two again" in prompts(emu)[2] and "Second answer." not in prompts(emu)[2]
+
+
+async def test_input_image_and_input_file_are_uploaded(gw, emu):
+    import base64
+    from tests.test_files_e2e import PDF, PNG
+    emu.state.replies.append(Reply(text="A picture and a report."))
+    await gw.client().responses.create(model="kimi", input=[{"role": "user", "content": [
+        {"type": "input_text", "text": "What is in these?"},
+        {"type": "input_image", "image_url": "data:image/png;base64,"
+         + base64.b64encode(PNG).decode()},
+        {"type": "input_file", "filename": "q3.pdf",
+         "file_data": "data:application/pdf;base64," + base64.b64encode(PDF).decode()}]}])
+    got = sorted((f.name, f.data) for f in emu.state.files.values())
+    assert got == sorted([("image.png", PNG), ("q3.pdf", PDF)])
+    blocks = emu.state.chat_requests[0]["message"]["blocks"]
+    assert len([b for b in blocks if "file" in b]) == 2
+
+
+async def test_large_inline_files_are_decoded_while_the_body_streams_in(gw, emu):
+    import base64
+    import os
+    image = b"\x89PNG\r\n\x1a\n" + os.urandom(300_000)
+    report = b"%PDF-1.7\n" + os.urandom(200_000)
+    emu.state.replies.append(Reply(text="Big ones."))
+    await gw.client().responses.create(model="kimi", input=[{"role": "user", "content": [
+        {"type": "input_text", "text": "Look."},
+        {"type": "input_image", "image_url": "data:image/png;base64,"
+         + base64.b64encode(image).decode()},
+        {"type": "input_file", "filename": "big.pdf",
+         "file_data": base64.b64encode(report).decode()}]}])
+    got = {f.name: (f.data, f.content_type) for f in emu.state.files.values()}
+    assert got == {"image.png": (image, "image/png"), "big.pdf": (report, "application/pdf")}

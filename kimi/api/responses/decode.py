@@ -60,9 +60,9 @@ def decode_responses_request(body, resolve=resolve_model) -> ResponsesRequest:
     spec = resolve(model, search)
     reasoning = _reasoning(body, spec)
     store = _optional(body, "store", bool)
-    req = ChatRequest(model=model, spec=spec, messages=[], stream=bool(_optional(body, "stream", bool)),
-                      include_usage=True, max_tokens=_max_output_tokens(body), tools=tools,
-                      output=_text_format(body))
+    stream = bool(_optional(body, "stream", bool))
+    req = ChatRequest(model=model, spec=spec, messages=[], stream=stream, include_usage=True,
+                      max_tokens=_max_output_tokens(body), tools=tools, output=_text_format(body))
     _check_ignored(body)
     echo = {"instructions": instructions, "max_output_tokens": req.max_tokens, "model": model,
             "parallel_tool_calls": tools.parallel, "previous_response_id": previous,

@@ -6,6 +6,10 @@
     {"type": "input_file", "file_url": "https://..."}
 
 Parts of other types (refusal, audio, ...) carry nothing Kimi can use and are skipped.
+
+A large base64 data URL (or `file_data`) arrives decoded already (web/inline.py):
+claim_inline_parts() names the fields that may hold one, and an InlinePayload there stands
+for the text it was.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import mimetypes
 
 from ...canonical.request import Attachment
 from ...errors import InvalidRequest
+from ...web.inline import InlinePayload
 
 TEXT_PARTS = {"input_text", "output_text", "text"}
 
@@ -41,10 +46,25 @@ def content_of(content, where: str) -> tuple[str, tuple[Attachment, ...]]:
     return "\n".join(texts), tuple(attachments)
 
 
+def claim_inline_parts(body, take) -> None:
+    """Calls take(container, key) on every field content_of reads a data URL from."""
+    items = body.get("input") if isinstance(body, dict) else None
+    for item in items if isinstance(items, list) else ():
+        content = (item.get("content") or item.get("output")) if isinstance(item, dict) else None
+        for part in content if isinstance(content, list) else ():
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind == "input_image":
+                take(part, "image_url")
+            elif kind == "input_file":
+                take(part, "file_data")
+
+
 def _image(part: dict, where: str) -> Attachment:
     url = part.get("image_url")
     if isinstance(url, dict):
         url = url.get("url")
+    if isinstance(url, InlinePayload):
+        return _from_payload(url, "image", None, where)
     if not isinstance(url, str) or not url.strip():
         raise InvalidRequest(f"{where}.image_url must be an http(s) or data URL (file ids from "
                              "OpenAI's Files API mean nothing to Kimi)", param=f"{where}.image_url")
@@ -56,6 +76,8 @@ def _file(part: dict, where: str) -> Attachment:
     if isinstance(part.get("file_url"), str):
         return _from_url(part["file_url"].strip(), "file", filename, where)
     data = part.get("file_data")
+    if isinstance(data, InlinePayload):
+        return _from_payload(data, "file", filename, where)
     if not isinstance(data, str) or not data:
         raise InvalidRequest(f"{where}.file_data must be a data URL or base64 text (file ids "
                              "from OpenAI's Files API mean nothing to Kimi)",
@@ -64,6 +86,17 @@ def _file(part: dict, where: str) -> Attachment:
         return _from_url(data, "file", filename, where)
     mime = (mimetypes.guess_type(filename)[0] if filename else None) or "application/octet-stream"
     return _inline(where, "file", _base64(data, where), mime, filename)
+
+
+def _from_payload(payload: InlinePayload, kind: str, filename: str | None,
+                  where: str) -> Attachment:
+    header = payload.header[5:].split(";")[0].lower() if payload.header else ""
+    mime = header or (mimetypes.guess_type(filename)[0] if filename else None) \
+        or "application/octet-stream"
+    if kind == "image" and not mime.startswith("image/"):
+        raise InvalidRequest(f"{where}: an input_image must hold an image, not {mime}",
+                             param=where, code="unsupported_file_type")
+    return _inline(where, kind, payload, mime, filename)
 
 
 def _from_url(url: str, kind: str, filename: str | None, where: str) -> Attachment:
@@ -93,8 +126,9 @@ def _base64(text: str, where: str) -> bytes:
                              code="invalid_base64") from None
 
 
-def _inline(where: str, kind: str, data: bytes, mime: str, filename: str | None) -> Attachment:
-    if not data:
+def _inline(where: str, kind: str, data: bytes | InlinePayload, mime: str,
+            filename: str | None) -> Attachment:
+    if not len(data):
         raise InvalidRequest(f"{where}: the attached content is empty", param=where,
                              code="empty_file")
     ext = mimetypes.guess_extension(mime) or ".bin"

@@ -18,6 +18,7 @@ from ..turns import conversation_headers, first_token, open_turn, stream_turn
 from .decode import ResponsesRequest, decode_responses_request
 from .encode import ResponseEncoder, error_body
 from .items import input_items, input_tokens, items_page
+from .parts import claim_inline_parts
 
 CONTENT = (TextDelta, ReasoningDelta, Citation, ToolCall, Finish, Usage)
 PATHS = ("/v1/responses", "/responses")
@@ -29,7 +30,8 @@ def _scope(request: web.Request) -> str:
 
 
 async def _decode(request: web.Request, scope: str) -> ResponsesRequest:
-    rr = decode_responses_request(await read_json(request), request.app[CATALOGUE].resolve)
+    body = await read_json(request, claim_inline_parts)
+    rr = decode_responses_request(body, request.app[CATALOGUE].resolve)
     if rr.previous_response_id is not None:
         stored = request.app[RESPONSES]
         previous = await stored.get(scope, rr.previous_response_id)
