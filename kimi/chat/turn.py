@@ -29,6 +29,25 @@ from .conversations import Plan
 COUNT_INLINE_CHARS = 1536
 
 
+def prompt_texts(req: ChatRequest) -> list[str]:
+    """What `usage` counts as the prompt: the whole logical one (every message, past calls,
+    the tool contract), even when a continued chat sent only the new turns upstream."""
+    prompts = [m.text for m in req.messages]
+    prompts += [render_call(c) for m in req.messages for c in m.tool_calls]
+    if req.tools:
+        prompts.append(render_contract(req.tools))
+    return prompts
+
+
+async def count_prompt(counter, req: ChatRequest) -> int:
+    """The prompt tokens `usage` will report, before the turn runs (off the event loop when
+    the texts are long)."""
+    prompts = prompt_texts(req)
+    if sum(map(len, prompts)) <= COUNT_INLINE_CHARS:
+        return counter.usage(prompts, "", "")["prompt_tokens"]
+    return (await asyncio.to_thread(counter.usage, prompts, "", ""))["prompt_tokens"]
+
+
 class Turn:
     """Use as `async with service.turn(...) as turn` and iterate `turn.events()`; the
     conversation lock is released, and a chat nobody keeps is deleted, on exit."""
@@ -222,16 +241,15 @@ class _Run:
         return out + self._shaped(final)
 
     async def _usage(self) -> Usage:
-        req = self.turn.req
-        prompts = [m.text for m in req.messages]
-        prompts += [render_call(c) for m in req.messages for c in m.tool_calls]
-        if req.tools:
-            prompts.append(render_contract(req.tools))
+        prompts = prompt_texts(self.turn.req)
         answer = "".join(self.texts) + "".join(render_call(c) for c in self.calls)
         reasoning = "".join(self.thoughts)
         args = (prompts, answer, reasoning)
         size = sum(map(len, prompts)) + len(answer) + len(reasoning)
         counted = self.counter.usage(*args) if size <= COUNT_INLINE_CHARS else \
             await asyncio.to_thread(self.counter.usage, *args)
+        trace = self.turn.trace     # the console's per-key token estimates
+        trace.prompt_tokens, trace.completion_tokens = (counted["prompt_tokens"],
+                                                        counted["completion_tokens"])
         return Usage(counted["prompt_tokens"], counted["completion_tokens"],
                      counted["completion_tokens_details"]["reasoning_tokens"])

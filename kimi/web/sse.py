@@ -44,15 +44,16 @@ class _HeadersWithFirstWrite(web.StreamResponse):
 
 
 class SSEStream:
+    """`lead` goes out before anything else, keep-alives included (Anthropic's message_start
+    must be the first event); `ping` is the dialect's keep-alive record, or a function that
+    makes each one (Responses numbers its events)."""
+
     def __init__(self, request: web.Request, *, keepalive: float, headers: dict | None = None,
-                 ping=None):
+                 lead: bytes = b"", ping: bytes = KEEPALIVE):
         self.request = request
-        # ping() -> bytes: the dialect's keep-alive event (e.g. Responses' repeated
-        # `response.in_progress`), sent only once the stream has begun; a comment before.
-        self.ping = ping
-        self.began = False      # the head and a first event went out
         self.resp = _HeadersWithFirstWrite(headers={**SSE_HEADERS, **(headers or {})})
         self.keepalive = keepalive
+        self.lead, self.ping = lead, ping
         self.accepted = False
         self.last_write = time.monotonic()
         self._starting: asyncio.Lock | None = asyncio.Lock()
@@ -72,8 +73,9 @@ class SSEStream:
         """The first write goes out at once (with the headers); later ones are held until
         `flush()`, which the stream calls at each FLUSH event, i.e. once per upstream read."""
         if self._starting is not None:
+            lead, self.lead = self.lead, b""    # taken before the await: one writer sends it
             await self._start()
-            await self.resp.write(data)
+            await self.resp.write(lead + data if lead else data)
         else:
             self._pending.append(data)
             self._pending_size += len(data)
@@ -96,7 +98,7 @@ class SSEStream:
             if delay > 0:
                 await asyncio.sleep(delay)
             elif self.accepted:
-                await self.write(self.ping() if self.began and self.ping else KEEPALIVE)
+                await self.write(self.ping() if callable(self.ping) else self.ping)
                 try:
                     await self.flush()
                 except ConnectionResetError:
@@ -128,7 +130,6 @@ class SSEStream:
                         if head:
                             data, head = head + data, b""   # one send with the headers
                         await self.write(data)
-                        self.began = True
                 except Exception as e:
                     if self._starting is not None and not self.resp.prepared:
                         raise       # nothing sent yet: the middleware answers with a status

@@ -62,7 +62,7 @@ async def create(request: web.Request) -> web.StreamResponse:
 async def _run(request: web.Request, rr: ResponsesRequest, enc: ResponseEncoder):
     async with await open_turn(request, rr.req, "responses") as turn:
         if rr.req.stream:
-            return await stream_turn(request, turn, enc.event, head=enc.head(), tail=enc.tail,
+            return await stream_turn(request, turn, enc.event, lead=enc.head(), tail=enc.tail,
                                      in_band=enc.in_band, ping=enc.keepalive)
         async for ev in turn.events():
             if isinstance(ev, CONTENT):
