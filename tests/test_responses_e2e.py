@@ -321,3 +321,16 @@ async def test_large_inline_files_are_decoded_while_the_body_streams_in(gw, emu)
          "file_data": base64.b64encode(report).decode()}]}])
     got = {f.name: (f.data, f.content_type) for f in emu.state.files.values()}
     assert got == {"image.png": (image, "image/png"), "big.pdf": (report, "application/pdf")}
+
+
+async def test_stored_responses_expire(gw, emu):
+    from kimi.web.keys import RESPONSES
+    emu.state.replies.append(Reply(text="short-lived"))
+    r = await gw.client().responses.create(model="kimi", input="hi")
+    stored = gw.app[RESPONSES]
+    assert await stored.purge_expired() == 0
+    await stored.repo.store.execute("UPDATE responses SET expires_at = expires_at - ?",
+                                    (gw.config.store.conversation_ttl_days * 86400 + 1,))
+    with pytest.raises(openai.NotFoundError):
+        await gw.client().responses.retrieve(r.id)
+    assert await stored.purge_expired() == 1
