@@ -167,3 +167,9 @@ async def test_the_codex_settings_reach_the_responses_api(gw):
             body = await resp.json()
     assert body["status"] == "completed"
     assert body["output"][-1]["content"][0]["text"] == default_text(1, "Hello")
+
+
+async def test_an_open_gateway_says_so_on_its_page(gw):
+    status, _, page = await fetch(gw.url + "/")
+    assert status == 200
+    assert "this gateway is open" in page and "[server] api_keys</code> is empty" in page

@@ -12,7 +12,7 @@ from ...canonical.tools import ToolCall
 from ...errors import NotFound
 from ...web.auth import caller_of
 from ...web.body import read_json
-from ...web.keys import CATALOGUE, RESPONSES, SERVICE, TOKEN_COUNTER
+from ...web.keys import CATALOGUE, RESPONSES, TOKEN_COUNTER
 from ...web.middleware import add_error_body
 from ..turns import conversation_headers, first_token, open_turn, stream_turn
 from .decode import ResponsesRequest, decode_responses_request
@@ -25,8 +25,8 @@ PATHS = ("/v1/responses", "/responses")
 
 
 def _scope(request: web.Request) -> str:
-    caller = caller_of(request)
-    return request.app[SERVICE].scope_for(caller.api_key_id, list(caller.kimi_tokens))
+    """The caller's namespace, as for conversations (web/auth.py)."""
+    return caller_of(request).scope
 
 
 async def _decode(request: web.Request, scope: str) -> ResponsesRequest:
