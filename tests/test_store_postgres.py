@@ -148,4 +148,4 @@ async def test_a_token_rotated_while_postgres_fails_is_kept_and_stored_later(
     assert first and second and account.state == HEALTHY
     live = [t for t, sub in emu.state.refresh_tokens.items() if sub == "user-p"]
     assert live == [account.refresh_token]
-    assert (await vault.load_tokens(account.alias))[0] == account.refresh_token
+    assert (await vault.load_tokens(account.key))[0] == account.refresh_token

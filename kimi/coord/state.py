@@ -3,7 +3,8 @@
 - one process (the default): the SQLite file and in-process locks, nothing else to run;
 - several replicas: PostgreSQL (`[store] url`) for what must last, a Redis-protocol server
   (`[coordination] redis_url`) for leases, locks and cooldowns. The operator console's rows
-  (accounts and API keys added there, its traffic record) stay in each replica's SQLite file.
+  (accounts and API keys added there, its traffic record) and stored Responses stay in each
+  replica's SQLite file for now.
 
 `kimi.app` asks `open_state` for the ports and wires them; asyncpg and redis are imported only
 when configured (the `shared` extra).
@@ -28,7 +29,7 @@ class State:
     locks: object = field(default_factory=LocalLocks)
     leases: object = field(default_factory=LocalLeases)
     jobs: object = field(default_factory=LocalJobs)
-    sqlite: object = None               # the SQLite Store: the operator console's rows
+    sqlite: object = None               # the SQLite Store: console rows, stored Responses
     probes: dict = field(default_factory=dict)     # name -> async () -> bool, for /readyz
     closers: list = field(default_factory=list)
     shared_leases: bool = False

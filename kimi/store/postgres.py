@@ -149,8 +149,8 @@ class PgTokenVault:
                 raise unavailable(e) from None
             # Kimi has already spent the old token: keep the new one rather than lose it.
             self._unsaved[alias] = rotated[1]
-            log.error("could not store the rotated refresh token of %s (%s); kept in memory "
-                      "until the store is back", alias, type(e).__name__)
+            log.error("could not store the rotated refresh token of account %s... (%s); kept "
+                      "in memory until the store is back", alias[:10], type(e).__name__)
             return rotated
 
 

@@ -37,6 +37,6 @@ class LocalTokenVault:
             await self.save_tokens(alias, new_rt, access)
         except Exception as e:
             # The old refresh token is spent either way: keep the new one in memory.
-            log.error("could not store the rotated refresh token of %s (%s); kept in memory "
-                      "only", alias, type(e).__name__)
+            log.error("could not store the rotated refresh token of account %s... (%s); kept "
+                      "in memory only", alias[:10], type(e).__name__)
         return access, new_rt
