@@ -1,0 +1,354 @@
+"""Real agent clients against the gateway: one tool round trip each, end to end.
+`python bench/agent_trial.py [CLIENT|all] [--npm-dir DIR] [--keep]`
+
+Not part of the test suite and not run in CI: the clients are not dependencies of the project.
+Install them outside the repository first:
+
+    mkdir -p /work/trial-npm && cd /work/trial-npm && npm install @anthropic-ai/claude-code opencode-ai
+
+(the native binaries come in the platform packages, so their postinstall scripts need not run).
+CLIENT: claude (Read), claude-bash (Bash), claude-multi (two Reads in one answer, one of a
+missing file), and the same for opencode (read, bash); opencode-thinking (read, with the
+model `kimi-thinking`); claude-again and opencode-again: the first trial, then the client
+again with `--continue` and a new prompt.
+
+Each trial starts the emulator (bench/emulator_proc.py, with its control port) and the gateway
+as processes on loopback, puts a small recording proxy in front of the gateway, writes a file
+into a fresh temporary directory, and scripts two emulator answers: a call of the client's file
+reading tool in the gateway's contract format (taken by the first prompt that carries the
+tool's schema), then a final text (taken by the prompt carrying the tool's result); the
+clients' side calls (titles) get the emulator's default answer. The client
+runs there with a temporary HOME and no network beyond loopback. The trial passes when the
+client executed the tool (its result reached the emulator in the second upstream prompt) and
+printed the final text. It prints every request the client sent (method, path, headers, body
+shape) and what went upstream; `--keep` leaves the directory with the full records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+import aiohttp
+from aiohttp import web
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench.procs import ROOT, _wait_http, free_port, gateway_config  # noqa: E402
+from kimi.emulator import mint_access_token  # noqa: E402
+
+SECRET = "heliotrope-42"
+FINAL = f"TRIAL-DONE: the note says {SECRET}."
+PROMPT = "Read note.txt in the current directory and tell me what it says."
+AGAIN_PROMPT = "What did the note say, again?"
+AGAIN = f"TRIAL-AGAIN: it said {SECRET}."
+SHOWN_HEADERS = ("user-agent", "content-type", "anthropic-version", "anthropic-beta", "x-app",
+                 "x-stainless-lang", "x-stainless-package-version", "accept")
+CLIENT_KEY = "trial-key"
+
+
+def shape(body) -> dict:
+    """What a request body looks like, without its texts."""
+    if not isinstance(body, dict):
+        return {"body": type(body).__name__}
+    out = {k: body[k] for k in ("model", "stream", "max_tokens", "temperature", "tool_choice",
+                                "thinking", "stream_options", "parallel_tool_calls") if k in body}
+    out["keys"] = sorted(body)
+    if "tools" in body:
+        out["tools"] = [t.get("name") or t.get("function", {}).get("name") for t in body["tools"]]
+    system = body.get("system")
+    if isinstance(system, list):
+        out["system"] = [f"{b.get('type')}:{len(b.get('text', ''))}" for b in system]
+    elif isinstance(system, str):
+        out["system"] = f"str:{len(system)}"
+    out["messages"] = [message_shape(m) for m in body.get("messages", [])]
+    return out
+
+
+def message_shape(m: dict) -> str:
+    content = m.get("content")
+    if isinstance(content, list):
+        parts = ",".join(p.get("type", "?") for p in content)
+    else:
+        parts = f"str:{len(content or '')}"
+    extra = "+tool_calls" if m.get("tool_calls") else ""
+    return f"{m.get('role')}[{parts}]{extra}"
+
+
+class Recorder:
+    """A pass-through proxy in front of the gateway that notes each request and status."""
+
+    def __init__(self, upstream: str, path: str):
+        self.upstream, self.path, self.records = upstream, path, []
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw[:200].decode("latin-1")
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        for secret in ("authorization", "x-api-key"):
+            if secret in headers:
+                headers[secret] = headers[secret].split(" ")[0] + " <redacted>"
+        record = {"method": request.method, "path": request.path_qs, "headers": headers,
+                  "body": body}
+        self.records.append(record)
+        forward = {k: v for k, v in request.headers.items()
+                   if k.lower() not in ("host", "content-length", "accept-encoding")}
+        async with aiohttp.ClientSession(auto_decompress=False) as s:
+            async with s.request(request.method, self.upstream + request.path_qs,
+                                 headers=forward, data=raw) as r:
+                record["status"] = r.status
+                resp = web.StreamResponse(status=r.status, headers={
+                    k: v for k, v in r.headers.items()
+                    if k.lower() in ("content-type", "retry-after", "content-encoding")})
+                await resp.prepare(request)
+                sample = b""
+                async for chunk in r.content.iter_any():
+                    if len(sample) < 4000:
+                        sample += chunk
+                    await resp.write(chunk)
+                record["response_sample"] = sample[:4000].decode("utf-8", "replace")
+                await resp.write_eof()
+                return resp
+
+    def save(self) -> None:
+        with open(self.path, "w") as f:
+            for record in self.records:
+                f.write(json.dumps(record) + "\n")
+
+
+class Stack:
+    def __init__(self, workdir: str):
+        self.workdir, self.procs = workdir, []
+        ports = [free_port() for _ in range(4)]
+        self.emu_port, self.ctl_port, self.gw_port, self.rec_port = ports
+        self.control = f"http://127.0.0.1:{self.ctl_port}"
+        self.url = f"http://127.0.0.1:{self.rec_port}"
+
+    async def __aenter__(self) -> "Stack":
+        emu = f"http://127.0.0.1:{self.emu_port}"
+        await self.spawn("emulator", [os.path.join(ROOT, "bench", "emulator_proc.py"),
+                                      "--port", str(self.emu_port),
+                                      "--control-port", str(self.ctl_port)])
+        await _wait_http(self.control + "/calls")
+        config = os.path.join(self.workdir, "config.toml")
+        with open(config, "w") as f:
+            f.write(gateway_config(emu, self.gw_port, [mint_access_token("trial")],
+                                   os.path.join(self.workdir, "store.sqlite3")))
+        await self.spawn("gateway", [os.path.join(ROOT, "gateway.py"), "-c", config])
+        await _wait_http(f"http://127.0.0.1:{self.gw_port}/ping")
+        self.recorder = Recorder(f"http://127.0.0.1:{self.gw_port}",
+                                 os.path.join(self.workdir, "client_requests.jsonl"))
+        app = web.Application(client_max_size=64 * 2**20)
+        app.router.add_route("*", "/{tail:.*}", self.recorder.handle)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.rec_port).start()
+        return self
+
+    async def spawn(self, name: str, argv: list[str]) -> None:
+        log = open(os.path.join(self.workdir, f"{name}.log"), "wb")
+        self.procs.append(await asyncio.create_subprocess_exec(
+            sys.executable, *argv, stdout=log, stderr=log, cwd=ROOT))
+
+    async def __aexit__(self, *exc) -> None:
+        self.recorder.save()
+        await self.runner.cleanup()
+        for proc in reversed(self.procs):
+            if proc.returncode is None:
+                proc.terminate()
+                await proc.wait()
+
+    async def script(self, replies: list[dict]) -> None:
+        async with aiohttp.ClientSession() as s:
+            async with s.post(self.control + "/replies", json=replies) as r:
+                r.raise_for_status()
+
+    async def upstream(self) -> list[dict]:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(self.control + "/requests") as r:
+                return await r.json()
+
+
+def base_env(home: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "TERM", "TZ")}
+    env.update(HOME=home, XDG_CONFIG_HOME=os.path.join(home, ".config"),
+               XDG_DATA_HOME=os.path.join(home, ".local", "share"),
+               XDG_CACHE_HOME=os.path.join(home, ".cache"),
+               XDG_STATE_HOME=os.path.join(home, ".local", "state"),
+               # Anything that tries to leave loopback fails fast instead of hanging.
+               HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9",
+               NO_PROXY="127.0.0.1,localhost")
+    return env
+
+
+def read_call(name: str, key: str, note: str) -> str:
+    return f'<tool_call name="{name}">{{"{key}": "{note}"}}</tool_call>'
+
+
+def bash_call(name: str) -> str:
+    return (f'Let me look.\n<tool_call name="{name}">{{"command": "cat note.txt", '
+            f'"description": "Show note.txt"}}</tool_call>')
+
+
+def first_answer(kind: str, names: tuple[str, str], key: str, workdir: str) -> str:
+    """The scripted tool-call answer: one read, one shell command, or two reads at once (the
+    second of a file that does not exist, so one result is an error)."""
+    note = os.path.join(workdir, "note.txt")
+    if kind == "bash":
+        return bash_call(names[1])
+    if kind == "multi":
+        return (read_call(names[0], key, os.path.join(workdir, "missing.txt")) + "\n"
+                + read_call(names[0], key, note))
+    return read_call(names[0], key, note)
+
+
+def claude_run(npm: str, stack: Stack, workdir: str, home: str, kind: str = "read",
+               prompt: str = PROMPT, again: bool = False) -> tuple[list[str], dict, list]:
+    env = base_env(home)
+    env.update(ANTHROPIC_BASE_URL=stack.url, ANTHROPIC_AUTH_TOKEN=CLIENT_KEY,
+               ANTHROPIC_MODEL="claude-sonnet-4-5",
+               ANTHROPIC_DEFAULT_HAIKU_MODEL="claude-haiku-4-5",
+               API_TIMEOUT_MS="600000", DISABLE_TELEMETRY="1", DISABLE_AUTOUPDATER="1",
+               DISABLE_ERROR_REPORTING="1", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1")
+    binary = os.path.join(npm, "node_modules", "@anthropic-ai", "claude-code-linux-x64", "claude")
+    argv = [binary, "-p", prompt, *(["--continue"] if again else []),
+            "--output-format", "stream-json", "--verbose",
+            "--allowedTools", "Bash(cat:*)" if kind == "bash" else "Read"]
+    call = first_answer(kind, ("Read", "Bash"), "file_path", workdir)
+    replies = [{"think": "I should read the file.", "when": '"file_path"', "text": call},
+               {"text": FINAL, "when": SECRET}]
+    return argv, env, replies
+
+
+def opencode_run(npm: str, stack: Stack, workdir: str, home: str, kind: str = "read",
+                 model: str = "kimi", prompt: str = PROMPT, again: bool = False) -> tuple[list[str], dict, list]:
+    env = base_env(home)
+    env.update(OPENCODE_DISABLE_AUTOUPDATE="1", OPENCODE_DISABLE_MODELS_FETCH="1",
+               OPENCODE_DISABLE_LSP_DOWNLOAD="1", OPENCODE_DISABLE_DEFAULT_PLUGINS="1")
+    config = {"$schema": "https://opencode.ai/config.json",
+              "provider": {"kimi": {"npm": "@ai-sdk/openai-compatible", "name": "Kimi gateway",
+                                    "options": {"baseURL": stack.url + "/v1",
+                                                "apiKey": CLIENT_KEY},
+                                    "models": {model: {"name": "Kimi"}}}},
+              "model": f"kimi/{model}", "small_model": f"kimi/{model}",
+              "autoupdate": False, "share": "disabled"}
+    os.makedirs(os.path.join(home, ".config", "opencode"), exist_ok=True)
+    with open(os.path.join(home, ".config", "opencode", "opencode.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    binary = os.path.join(npm, "node_modules", "opencode-linux-x64", "bin", "opencode")
+    argv = [binary, "run", "--print-logs", "-m", f"kimi/{model}",
+            *(["--continue"] if again else []), prompt]
+    call = first_answer(kind, ("read", "bash"), "filePath", workdir)
+    replies = [{"text": call, "when": '"filePath"'}, {"text": FINAL, "when": SECRET}]
+    return argv, env, replies
+
+
+CLIENTS = {"claude": claude_run, "opencode": opencode_run,
+           "claude-bash": functools.partial(claude_run, kind="bash"),
+           "claude-multi": functools.partial(claude_run, kind="multi"),
+           "opencode-bash": functools.partial(opencode_run, kind="bash"),
+           "opencode-multi": functools.partial(opencode_run, kind="multi"),
+           "opencode-thinking": functools.partial(opencode_run, model="kimi-thinking")}
+# "<client>-again": then a second run of the client continuing the session with a new prompt.
+CLIENTS.update({f"{name}-again": fn for name, fn in list(CLIENTS.items())
+                if name in ("claude", "opencode")})
+
+
+async def run_client(argv: list[str], env: dict, cwd: str, timeout: float):
+    proc = await asyncio.create_subprocess_exec(
+        *argv, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        out, err = await proc.communicate()
+    return out, err, proc.returncode
+
+
+def with_env(env: dict, extra: list[str]) -> dict:
+    for item in extra:
+        key, _, value = item.partition("=")
+        if value:
+            env[key] = value
+        else:
+            env.pop(key, None)
+    return env
+
+
+async def trial(name: str, npm: str, keep: bool, timeout: float, extra: list[str]) -> bool:
+    root = tempfile.mkdtemp(prefix=f"agent-trial-{name}-")
+    workdir, home = os.path.join(root, "work"), os.path.join(root, "home")
+    os.makedirs(workdir)
+    os.makedirs(home)
+    with open(os.path.join(workdir, "note.txt"), "w") as f:
+        f.write(f"The passphrase is {SECRET}.\n")
+    client = CLIENTS[name]
+    async with Stack(root) as stack:
+        argv, env, replies = client(npm, stack, workdir, home)
+        await stack.script(replies)
+        out, err, code = await run_client(argv, with_env(env, extra), workdir, timeout)
+        # The tool ran: its result (the file's text) reached the emulator in a later prompt.
+        ok = FINAL in out.decode(errors="replace") and SECRET in json.dumps(await stack.upstream())
+        if name.endswith("-again") and ok:
+            argv, env, _ = client(npm, stack, workdir, home, prompt=AGAIN_PROMPT, again=True)
+            await stack.script([{"text": AGAIN, "when": "again"}])
+            out2, err2, code = await run_client(argv, with_env(env, extra), workdir, timeout)
+            ok = AGAIN in out2.decode(errors="replace")
+            out, err = out + b"\n" + out2, err + b"\n" + err2
+        upstream = await stack.upstream()
+    report(name, stack.recorder.records, upstream, out, err, code, root)
+    print(f"\n== {name}: {'PASS' if ok else 'FAIL'} (exit {code}; files in {root})")
+    if not keep and ok:
+        shutil.rmtree(root)
+    return ok
+
+
+def report(name, records, upstream, out, err, code, root) -> None:
+    print(f"== {name}: {len(records)} requests from the client")
+    for i, r in enumerate(records):
+        shown = {k: v for k, v in r["headers"].items()
+                 if k in SHOWN_HEADERS or k.startswith(("x-", "authorization", "anthropic"))}
+        print(f"-- {i}: {r['method']} {r['path']} -> {r.get('status')}")
+        print(f"   headers: {json.dumps(shown)}")
+        print(f"   body: {json.dumps(shape(r['body']))}")
+    print(f"== upstream chat requests: {len(upstream)}; prompt sizes "
+          f"{[len(json.dumps(u)) for u in upstream]}")
+    with open(os.path.join(root, "upstream.json"), "w") as f:
+        json.dump(upstream, f, indent=1)
+    with open(os.path.join(root, "client_stdout.txt"), "wb") as f:
+        f.write(out)
+    with open(os.path.join(root, "client_stderr.txt"), "wb") as f:
+        f.write(err)
+    print(f"== client exit {code}; last stdout lines:")
+    for line in out.decode(errors="replace").splitlines()[-4:]:
+        print("   " + line[:400])
+    if code:
+        print("== stderr tail:\n" + err.decode(errors="replace")[-1500:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("client", nargs="?", default="all", choices=["all", *CLIENTS])
+    parser.add_argument("--npm-dir", default="/work/trial-npm")
+    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--timeout", type=float, default=180)
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="set (or with KEY= remove) a variable for the client")
+    args = parser.parse_args()
+    names = list(CLIENTS) if args.client == "all" else [args.client]
+    results = [asyncio.run(trial(n, args.npm_dir, args.keep, args.timeout, args.env)) for n in names]
+    sys.exit(0 if all(results) else 1)
+
+
+if __name__ == "__main__":
+    main()
