@@ -8,9 +8,11 @@ Install them outside the repository first:
 
 (the native binaries come in the platform packages, so their postinstall scripts need not run).
 CLIENT: claude (Read), claude-bash (Bash), claude-multi (two Reads in one answer, one of a
-missing file), and the same for opencode (read, bash); opencode-thinking (read, with the
+missing file), claude-drift (the call in Kimi K2's own syntax with an invented result after
+it), and the same for opencode (read, bash); opencode-thinking (read, with the
 model `kimi-thinking`); claude-again and opencode-again: the first trial, then the client
-again with `--continue` and a new prompt.
+again with `--continue` and a new prompt; claude-tui: the interactive Claude Code on a
+pseudo-terminal (onboarding and folder trust answered in its ~/.claude.json), prompt typed.
 
 Each trial starts the emulator (bench/emulator_proc.py, with its control port) and the gateway
 as processes on loopback, puts a small recording proxy in front of the gateway, writes a file
@@ -31,6 +33,8 @@ import asyncio
 import functools
 import json
 import os
+import pty
+import re
 import shutil
 import sys
 import tempfile
@@ -94,9 +98,10 @@ class Recorder:
         except ValueError:
             body = raw[:200].decode("latin-1")
         headers = {k.lower(): v for k, v in request.headers.items()}
-        for secret in ("authorization", "x-api-key"):
-            if secret in headers:
-                headers[secret] = headers[secret].split(" ")[0] + " <redacted>"
+        if "authorization" in headers:    # keep the scheme only
+            headers["authorization"] = headers["authorization"].split(" ")[0] + " <redacted>"
+        if "x-api-key" in headers:
+            headers["x-api-key"] = "<redacted>"
         record = {"method": request.method, "path": request.path_qs, "headers": headers,
                   "body": body}
         self.records.append(record)
@@ -126,8 +131,8 @@ class Recorder:
 
 
 class Stack:
-    def __init__(self, workdir: str):
-        self.workdir, self.procs = workdir, []
+    def __init__(self, workdir: str, api_key: str | None = None):
+        self.workdir, self.procs, self.api_key = workdir, [], api_key
         ports = [free_port() for _ in range(4)]
         self.emu_port, self.ctl_port, self.gw_port, self.rec_port = ports
         self.control = f"http://127.0.0.1:{self.ctl_port}"
@@ -141,8 +146,12 @@ class Stack:
         await _wait_http(self.control + "/calls")
         config = os.path.join(self.workdir, "config.toml")
         with open(config, "w") as f:
-            f.write(gateway_config(emu, self.gw_port, [mint_access_token("trial")],
-                                   os.path.join(self.workdir, "store.sqlite3")))
+            config_text = gateway_config(emu, self.gw_port, [mint_access_token("trial")],
+                                         os.path.join(self.workdir, "store.sqlite3"))
+            if self.api_key:
+                config_text = config_text.replace(
+                    "[server]\n", f'[server]\napi_keys = ["{self.api_key}"]\n', 1)
+            f.write(config_text)
         await self.spawn("gateway", [os.path.join(ROOT, "gateway.py"), "-c", config])
         await _wait_http(f"http://127.0.0.1:{self.gw_port}/ping")
         self.recorder = Recorder(f"http://127.0.0.1:{self.gw_port}",
@@ -205,6 +214,10 @@ def first_answer(kind: str, names: tuple[str, str], key: str, workdir: str) -> s
     note = os.path.join(workdir, "note.txt")
     if kind == "bash":
         return bash_call(names[1])
+    if kind == "drift":     # Kimi K2's own call syntax, then an invented result (dropped)
+        return ("I'll read it.<|tool_calls_section_begin|><|tool_call_begin|>functions."
+                f"{names[0]}:0<|tool_call_argument_begin|>{{\"{key}\": \"{note}\"}}"
+                "<|tool_call_end|><|tool_calls_section_end|>\nThe note says: nothing.")
     if kind == "multi":
         return (read_call(names[0], key, os.path.join(workdir, "missing.txt")) + "\n"
                 + read_call(names[0], key, note))
@@ -212,7 +225,8 @@ def first_answer(kind: str, names: tuple[str, str], key: str, workdir: str) -> s
 
 
 def claude_run(npm: str, stack: Stack, workdir: str, home: str, kind: str = "read",
-               prompt: str = PROMPT, again: bool = False) -> tuple[list[str], dict, list]:
+               prompt: str = PROMPT, again: bool = False,
+               tui: bool = False) -> tuple[list[str], dict, list]:
     env = base_env(home)
     env.update(ANTHROPIC_BASE_URL=stack.url, ANTHROPIC_AUTH_TOKEN=CLIENT_KEY,
                ANTHROPIC_MODEL="claude-sonnet-4-5",
@@ -220,9 +234,15 @@ def claude_run(npm: str, stack: Stack, workdir: str, home: str, kind: str = "rea
                API_TIMEOUT_MS="600000", DISABLE_TELEMETRY="1", DISABLE_AUTOUPDATER="1",
                DISABLE_ERROR_REPORTING="1", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1")
     binary = os.path.join(npm, "node_modules", "@anthropic-ai", "claude-code-linux-x64", "claude")
+    allowed = ["--allowedTools", "Bash(cat:*)" if kind == "bash" else "Read"]
     argv = [binary, "-p", prompt, *(["--continue"] if again else []),
-            "--output-format", "stream-json", "--verbose",
-            "--allowedTools", "Bash(cat:*)" if kind == "bash" else "Read"]
+            "--output-format", "stream-json", "--verbose", *allowed]
+    if tui:
+        # What the first interactive run asks once (theme, trusting the folder), answered.
+        with open(os.path.join(home, ".claude.json"), "w") as f:
+            json.dump({"hasCompletedOnboarding": True, "theme": "dark",
+                       "projects": {workdir: {"hasTrustDialogAccepted": True}}}, f)
+        argv = [binary, *allowed]
     call = first_answer(kind, ("Read", "Bash"), "file_path", workdir)
     replies = [{"think": "I should read the file.", "when": '"file_path"', "text": call},
                {"text": FINAL, "when": SECRET}]
@@ -230,12 +250,13 @@ def claude_run(npm: str, stack: Stack, workdir: str, home: str, kind: str = "rea
 
 
 def opencode_run(npm: str, stack: Stack, workdir: str, home: str, kind: str = "read",
-                 model: str = "kimi", prompt: str = PROMPT, again: bool = False) -> tuple[list[str], dict, list]:
+                 model: str = "kimi", prompt: str = PROMPT, again: bool = False,
+                 sdk: str = "@ai-sdk/openai-compatible") -> tuple[list[str], dict, list]:
     env = base_env(home)
     env.update(OPENCODE_DISABLE_AUTOUPDATE="1", OPENCODE_DISABLE_MODELS_FETCH="1",
                OPENCODE_DISABLE_LSP_DOWNLOAD="1", OPENCODE_DISABLE_DEFAULT_PLUGINS="1")
     config = {"$schema": "https://opencode.ai/config.json",
-              "provider": {"kimi": {"npm": "@ai-sdk/openai-compatible", "name": "Kimi gateway",
+              "provider": {"kimi": {"npm": sdk, "name": "Kimi gateway",
                                     "options": {"baseURL": stack.url + "/v1",
                                                 "apiKey": CLIENT_KEY},
                                     "models": {model: {"name": "Kimi"}}}},
@@ -257,10 +278,52 @@ CLIENTS = {"claude": claude_run, "opencode": opencode_run,
            "claude-multi": functools.partial(claude_run, kind="multi"),
            "opencode-bash": functools.partial(opencode_run, kind="bash"),
            "opencode-multi": functools.partial(opencode_run, kind="multi"),
+           "claude-drift": functools.partial(claude_run, kind="drift"),
+           "opencode-drift": functools.partial(opencode_run, kind="drift"),
            "opencode-thinking": functools.partial(opencode_run, model="kimi-thinking")}
+CLIENTS["claude-tui"] = functools.partial(claude_run, tui=True)
 # "<client>-again": then a second run of the client continuing the session with a new prompt.
 CLIENTS.update({f"{name}-again": fn for name, fn in list(CLIENTS.items())
                 if name in ("claude", "opencode")})
+
+
+async def run_tui(argv: list[str], env: dict, cwd: str, timeout: float):
+    """The interactive client on a terminal: type the prompt, wait for the final answer on
+    screen (compared without escape sequences and spaces, which the screen moves around)."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(cwd)
+        os.execve(argv[0], argv, env)
+    screen, loop = bytearray(), asyncio.get_running_loop()
+    loop.add_reader(fd, lambda: screen.extend(_read(fd)))
+    try:
+        await asyncio.sleep(4)
+        os.write(fd, PROMPT.encode())
+        await asyncio.sleep(0.5)
+        os.write(fd, b"\r")
+        for _ in range(int(timeout * 5)):
+            if FINAL.replace(" ", "") in flat(screen):
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        loop.remove_reader(fd)
+        os.kill(pid, 15)
+        os.waitpid(pid, 0)
+        os.close(fd)
+    seen = FINAL.encode() if FINAL.replace(" ", "") in flat(screen) else b"(final text not seen)"
+    return seen, bytes(screen), 0     # the raw screen is kept as the stderr file
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:
+        return b""
+
+
+def flat(screen: bytes) -> str:
+    text = re.sub(r"\x1b\[[0-9;?>=]*[a-zA-Z]|\x1b\][^\x07]*\x07", "", screen.decode("utf-8", "replace"))
+    return re.sub(r"\s+", "", text)
 
 
 async def run_client(argv: list[str], env: dict, cwd: str, timeout: float):
@@ -285,7 +348,8 @@ def with_env(env: dict, extra: list[str]) -> dict:
     return env
 
 
-async def trial(name: str, npm: str, keep: bool, timeout: float, extra: list[str]) -> bool:
+async def trial(name: str, npm: str, keep: bool, timeout: float, extra: list[str],
+                api_key: str | None) -> bool:
     root = tempfile.mkdtemp(prefix=f"agent-trial-{name}-")
     workdir, home = os.path.join(root, "work"), os.path.join(root, "home")
     os.makedirs(workdir)
@@ -293,10 +357,11 @@ async def trial(name: str, npm: str, keep: bool, timeout: float, extra: list[str
     with open(os.path.join(workdir, "note.txt"), "w") as f:
         f.write(f"The passphrase is {SECRET}.\n")
     client = CLIENTS[name]
-    async with Stack(root) as stack:
+    async with Stack(root, api_key) as stack:
         argv, env, replies = client(npm, stack, workdir, home)
         await stack.script(replies)
-        out, err, code = await run_client(argv, with_env(env, extra), workdir, timeout)
+        run = run_tui if name.endswith("-tui") else run_client
+        out, err, code = await run(argv, with_env(env, extra), workdir, timeout)
         # The tool ran: its result (the file's text) reached the emulator in a later prompt.
         ok = FINAL in out.decode(errors="replace") and SECRET in json.dumps(await stack.upstream())
         if name.endswith("-again") and ok:
@@ -344,9 +409,12 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=180)
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="set (or with KEY= remove) a variable for the client")
+    parser.add_argument("--gateway-key", help="[server] api_keys = [this]; the clients send "
+                        f"{CLIENT_KEY!r} unless --env changes it")
     args = parser.parse_args()
     names = list(CLIENTS) if args.client == "all" else [args.client]
-    results = [asyncio.run(trial(n, args.npm_dir, args.keep, args.timeout, args.env)) for n in names]
+    results = [asyncio.run(trial(n, args.npm_dir, args.keep, args.timeout, args.env,
+                                     args.gateway_key)) for n in names]
     sys.exit(0 if all(results) else 1)
 
 
