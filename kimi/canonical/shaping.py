@@ -118,6 +118,8 @@ class AnswerShaper:
         return [ev]
 
     def reasoning(self, text: str) -> list:
+        if self.cut is not None:
+            return []       # what a stage held back at the cut (tool sieves) ends with it
         text = self._capped(text)
         if not text:
             return []
@@ -129,6 +131,8 @@ class AnswerShaper:
         return [self._content(text)]
 
     def text(self, text: str) -> list:
+        if self.cut is not None:
+            return []
         out = self._close_think()
         text, spans = self.citations.feed(text)
         self._spans += spans
