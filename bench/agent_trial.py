@@ -4,7 +4,8 @@
 Not part of the test suite and not run in CI: the clients are not dependencies of the project.
 Install them outside the repository first:
 
-    mkdir -p /work/trial-npm && cd /work/trial-npm && npm install @anthropic-ai/claude-code opencode-ai
+    mkdir -p /work/trial-npm && cd /work/trial-npm
+    npm install @anthropic-ai/claude-code opencode-ai
 
 (the native binaries come in the platform packages, so their postinstall scripts need not run).
 CLIENT: claude (Read), claude-bash (Bash), claude-multi (two Reads in one answer, one of a
@@ -45,6 +46,7 @@ from aiohttp import web
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.procs import ROOT, _wait_http, free_port, gateway_config  # noqa: E402
+from bench.recording_proxy import Recorder, shape  # noqa: E402
 from kimi.emulator import mint_access_token  # noqa: E402
 
 SECRET = "heliotrope-42"
@@ -55,79 +57,6 @@ AGAIN = f"TRIAL-AGAIN: it said {SECRET}."
 SHOWN_HEADERS = ("user-agent", "content-type", "anthropic-version", "anthropic-beta", "x-app",
                  "x-stainless-lang", "x-stainless-package-version", "accept")
 CLIENT_KEY = "trial-key"
-
-
-def shape(body) -> dict:
-    """What a request body looks like, without its texts."""
-    if not isinstance(body, dict):
-        return {"body": type(body).__name__}
-    out = {k: body[k] for k in ("model", "stream", "max_tokens", "temperature", "tool_choice",
-                                "thinking", "stream_options", "parallel_tool_calls") if k in body}
-    out["keys"] = sorted(body)
-    if "tools" in body:
-        out["tools"] = [t.get("name") or t.get("function", {}).get("name") for t in body["tools"]]
-    system = body.get("system")
-    if isinstance(system, list):
-        out["system"] = [f"{b.get('type')}:{len(b.get('text', ''))}" for b in system]
-    elif isinstance(system, str):
-        out["system"] = f"str:{len(system)}"
-    out["messages"] = [message_shape(m) for m in body.get("messages", [])]
-    return out
-
-
-def message_shape(m: dict) -> str:
-    content = m.get("content")
-    if isinstance(content, list):
-        parts = ",".join(p.get("type", "?") for p in content)
-    else:
-        parts = f"str:{len(content or '')}"
-    extra = "+tool_calls" if m.get("tool_calls") else ""
-    return f"{m.get('role')}[{parts}]{extra}"
-
-
-class Recorder:
-    """A pass-through proxy in front of the gateway that notes each request and status."""
-
-    def __init__(self, upstream: str, path: str):
-        self.upstream, self.path, self.records = upstream, path, []
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw[:200].decode("latin-1")
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        if "authorization" in headers:    # keep the scheme only
-            headers["authorization"] = headers["authorization"].split(" ")[0] + " <redacted>"
-        if "x-api-key" in headers:
-            headers["x-api-key"] = "<redacted>"
-        record = {"method": request.method, "path": request.path_qs, "headers": headers,
-                  "body": body}
-        self.records.append(record)
-        forward = {k: v for k, v in request.headers.items()
-                   if k.lower() not in ("host", "content-length", "accept-encoding")}
-        async with aiohttp.ClientSession(auto_decompress=False) as s:
-            async with s.request(request.method, self.upstream + request.path_qs,
-                                 headers=forward, data=raw) as r:
-                record["status"] = r.status
-                resp = web.StreamResponse(status=r.status, headers={
-                    k: v for k, v in r.headers.items()
-                    if k.lower() in ("content-type", "retry-after", "content-encoding")})
-                await resp.prepare(request)
-                sample = b""
-                async for chunk in r.content.iter_any():
-                    if len(sample) < 4000:
-                        sample += chunk
-                    await resp.write(chunk)
-                record["response_sample"] = sample[:4000].decode("utf-8", "replace")
-                await resp.write_eof()
-                return resp
-
-    def save(self) -> None:
-        with open(self.path, "w") as f:
-            for record in self.records:
-                f.write(json.dumps(record) + "\n")
 
 
 class Stack:
@@ -322,7 +251,8 @@ def _read(fd: int) -> bytes:
 
 
 def flat(screen: bytes) -> str:
-    text = re.sub(r"\x1b\[[0-9;?>=]*[a-zA-Z]|\x1b\][^\x07]*\x07", "", screen.decode("utf-8", "replace"))
+    escapes = r"\x1b\[[0-9;?>=]*[a-zA-Z]|\x1b\][^\x07]*\x07"
+    text = re.sub(escapes, "", screen.decode("utf-8", "replace"))
     return re.sub(r"\s+", "", text)
 
 
@@ -372,9 +302,10 @@ async def trial(name: str, npm: str, keep: bool, timeout: float, extra: list[str
             out, err = out + b"\n" + out2, err + b"\n" + err2
         upstream = await stack.upstream()
     report(name, stack.recorder.records, upstream, out, err, code, root)
-    print(f"\n== {name}: {'PASS' if ok else 'FAIL'} (exit {code}; files in {root})")
     if not keep and ok:
         shutil.rmtree(root)
+    where = f"; records in {root}" if keep or not ok else ""
+    print(f"\n== {name}: {'PASS' if ok else 'FAIL'} (exit {code}{where})")
     return ok
 
 

@@ -7,8 +7,9 @@ system-wide, so the bench process can compare them with its own clock); `GET /co
 says how many client connections have carried a request so far; `POST /reset` forgets calls
 and chats so that a long run does not grow the emulator. `POST /replies` takes a JSON list of
 `{"text", "think", "chunk", "when"}` objects and queues them as scripted replies, answered in
-order by the next chat streams whose prompt contains `when` (if given; then the default answer); `GET /requests` lists the chat
-request payloads received (what the gateway sent upstream). The emulator app itself is untouched.
+order by the next chat streams whose prompt contains `when` (if given; then the default
+answer); `GET /requests` lists the chat request payloads received (what the gateway sent
+upstream). The emulator app itself is untouched.
 """
 
 from __future__ import annotations
