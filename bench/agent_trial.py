@@ -11,7 +11,8 @@ Install them outside the repository first:
 CLIENT: claude (Read), claude-bash (Bash), claude-multi (two Reads in one answer, one of a
 missing file), claude-drift (the call in Kimi K2's own syntax with an invented result after
 it), and the same for opencode (read, bash); opencode-thinking (read, with the
-model `kimi-thinking`); claude-again and opencode-again: the first trial, then the client
+model `kimi-thinking`); opencode-responses (read, with the provider package `@ai-sdk/openai`,
+which speaks the Responses API); claude-again and opencode-again: the first trial, then the client
 again with `--continue` and a new prompt; claude-tui: the interactive Claude Code on a
 pseudo-terminal (onboarding and folder trust answered in its ~/.claude.json), prompt typed.
 
@@ -209,7 +210,8 @@ CLIENTS = {"claude": claude_run, "opencode": opencode_run,
            "opencode-multi": functools.partial(opencode_run, kind="multi"),
            "claude-drift": functools.partial(claude_run, kind="drift"),
            "opencode-drift": functools.partial(opencode_run, kind="drift"),
-           "opencode-thinking": functools.partial(opencode_run, model="kimi-thinking")}
+           "opencode-thinking": functools.partial(opencode_run, model="kimi-thinking"),
+           "opencode-responses": functools.partial(opencode_run, sdk="@ai-sdk/openai")}
 CLIENTS["claude-tui"] = functools.partial(claude_run, tui=True)
 # "<client>-again": then a second run of the client continuing the session with a new prompt.
 CLIENTS.update({f"{name}-again": fn for name, fn in list(CLIENTS.items())

@@ -14,8 +14,9 @@ def shape(body) -> dict:
     """What a request body looks like, without its texts."""
     if not isinstance(body, dict):
         return {"body": type(body).__name__}
-    out = {k: body[k] for k in ("model", "stream", "max_tokens", "temperature", "tool_choice",
-                                "thinking", "stream_options", "parallel_tool_calls") if k in body}
+    shown = ("model", "stream", "store", "max_tokens", "max_output_tokens", "temperature",
+             "tool_choice", "thinking", "stream_options", "parallel_tool_calls")
+    out = {k: body[k] for k in shown if k in body}
     out["keys"] = sorted(body)
     if "tools" in body:
         out["tools"] = [t.get("name") or t.get("function", {}).get("name") for t in body["tools"]]
@@ -25,6 +26,9 @@ def shape(body) -> dict:
     elif isinstance(system, str):
         out["system"] = f"str:{len(system)}"
     out["messages"] = [message_shape(m) for m in body.get("messages", [])]
+    if isinstance(body.get("input"), list):     # the Responses API's items
+        out["input"] = [i.get("type") or i.get("role") for i in body["input"]
+                        if isinstance(i, dict)]
     return out
 
 

@@ -107,13 +107,3 @@ async def test_routes_without_v1(gw, emu):
     assert (await client.models.retrieve("kimi")).id == "kimi"
     r = await client.completions.create(model="kimi", prompt="Hi")
     assert r.choices[0].text == default_text(1, "Hi")
-
-
-async def test_responses_api_points_to_chat_completions(gw, emu):
-    # OpenCode with the "@ai-sdk/openai" provider (and the openai SDK's responses.create)
-    # speak the Responses API; the answer names the route that works instead.
-    with pytest.raises(openai.NotFoundError) as e:
-        await gw.client().responses.create(model="kimi", input="hi")
-    assert e.value.code == "unsupported_endpoint"
-    assert "/v1/chat/completions" in e.value.message and "Responses API" in e.value.message
-    assert not emu.state.chat_requests

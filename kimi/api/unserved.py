@@ -28,22 +28,6 @@ CAPABILITIES = {
 }
 
 
-# Routes served in another form: the message names the one that works.
-INSTEAD = {
-    "responses": "this gateway has no Responses API. Use Chat Completions at "
-                 "/v1/chat/completions (tools and streaming work there; OpenCode: the "
-                 "@ai-sdk/openai-compatible provider, not @ai-sdk/openai; the openai SDK: "
-                 "client.chat.completions).",
-}
-
-
-def _instead(advice: str):
-    async def not_served(request: web.Request) -> web.Response:
-        raise NotFound(f"{request.method} {request.path} is not served: {advice}",
-                       code="unsupported_endpoint")
-    return not_served
-
-
 def _handler(what: str):
     async def not_served(request: web.Request) -> web.Response:
         raise NotFound(f"{request.method} {request.path} is not served: the Kimi web chat has "
@@ -54,9 +38,8 @@ def _handler(what: str):
 
 
 def add_routes(app: web.Application) -> None:
-    handlers = {**{name: _handler(what) for name, what in CAPABILITIES.items()},
-                **{name: _instead(advice) for name, advice in INSTEAD.items()}}
-    for name, handler in handlers.items():
+    for name, what in CAPABILITIES.items():
+        handler = _handler(what)
         for prefix in ("/v1/", "/"):
             app.router.add_route("*", prefix + name, handler)
             app.router.add_route("*", prefix + name + "/{tail:.*}", handler)
