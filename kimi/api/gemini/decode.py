@@ -172,6 +172,9 @@ def _choice(config: dict, specs: list[ToolSpec]) -> ToolChoice:
                              param="toolConfig.functionCallingConfig.mode")
     names = array(get(config, "allowedFunctionNames"),
                   "toolConfig.functionCallingConfig.allowedFunctionNames")
+    if not all(isinstance(n, str) for n in names):
+        raise InvalidRequest("allowedFunctionNames must be an array of function names",
+                             param="toolConfig.functionCallingConfig.allowedFunctionNames")
     known = {s.name for s in specs}
     unknown = [n for n in names if n not in known]
     if unknown:

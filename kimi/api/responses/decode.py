@@ -109,6 +109,8 @@ class _History:
 
     def add(self, item: dict, where: str) -> None:
         kind = item.get("type") or ("message" if "role" in item else None)
+        if not isinstance(kind, str | None):
+            raise InvalidRequest(f"{where}.type must be a string", param=f"{where}.type")
         if kind == "message":
             self._message(item, where)
         elif kind in CALLS:
@@ -121,7 +123,8 @@ class _History:
         # reasoning (Kimi's thinking is not sent back), and item types we do not know: skipped
 
     def _message(self, item: dict, where: str) -> None:
-        role = ROLES.get(item.get("role"))
+        role = item.get("role")
+        role = ROLES.get(role) if isinstance(role, str) else None
         if role is None:
             raise InvalidRequest(f"{where}.role must be one of user, system, developer, "
                                  "assistant", param=f"{where}.role")
@@ -179,7 +182,7 @@ def _reasoning(body: dict, spec) -> dict:
         raise InvalidRequest("'reasoning' must be an object", param="reasoning")
     effort = raw.get("effort")
     if effort is not None:
-        if effort not in EFFORTS:
+        if not isinstance(effort, str) or effort not in EFFORTS:
             raise InvalidRequest(f"reasoning.effort must be one of {', '.join(EFFORTS)}",
                                  param="reasoning.effort")
         spec.thinking = effort != "none"
