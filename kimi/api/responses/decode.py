@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import orjson
-
 from ...canonical.models import resolve_model
 from ...canonical.request import ChatRequest, Message
 from ...canonical.tools import OutputFormat, ToolCall, ToolKind
 from ...errors import InvalidRequest
+from ..fields import echoed_arguments
 from .parts import content_of
 from .tools import decode_tools
 
@@ -149,7 +148,7 @@ class _History:
                 raise InvalidRequest(f"{where}.input must be a string", param=f"{where}.input")
             arguments = raw
         else:
-            arguments = _arguments(item.get("arguments"))
+            arguments = echoed_arguments(item.get("arguments"))
         last.tool_calls += (ToolCall(call_id, name, arguments, kind, len(last.tool_calls)),)
 
 
@@ -159,19 +158,6 @@ def _string(item: dict, key: str, where: str) -> str:
         raise InvalidRequest(f"{where}.{key} must be a non-empty string", param=f"{where}.{key}")
     return value
 
-
-def _arguments(raw):
-    """A call's arguments as the client echoes them: a JSON string (kept as text if it is
-    not a JSON object)."""
-    if isinstance(raw, dict):
-        return raw
-    if not isinstance(raw, str) or not raw.strip():
-        return {}
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return raw
-    return value if isinstance(value, dict) else raw
 
 
 def _reasoning(body: dict, spec) -> dict:
