@@ -66,6 +66,32 @@ GEMINI = {
                          "thinkingConfig": {"includeThoughts": True, "thinkingBudget": 100}}}
 COMPLETIONS = {"model": "kimi", "prompt": "hi", "max_tokens": 10, "stop": ["x"], "echo": True,
                "stream": False, "stream_options": {"include_usage": True}}
+# The other forms of the fields above.
+ANTHROPIC_MORE = {
+    "model": "claude-haiku-4-5", "max_tokens": 100, "system": "s",
+    "messages": [{"role": "user", "content": [
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain",
+                                        "data": "doc"}},
+        {"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]}],
+    "tools": [{"name": "f", "input_schema": {"type": "object"}}],
+    "tool_choice": {"type": "tool", "name": "f"}, "thinking": {"type": "disabled"}}
+RESPONSES_MORE = {
+    "model": "kimi", "input": [{"role": "user", "content": [
+        {"type": "input_file", "filename": "a.txt",
+         "file_data": "data:text/plain;base64,aGk="}]}],
+    "tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}}],
+    "tool_choice": {"type": "allowed_tools", "mode": "auto",
+                    "tools": [{"type": "function", "name": "f"}]},
+    "text": {"format": {"type": "json_object"}}}
+GEMINI_MORE = {
+    "contents": {"role": "user", "parts": [{"text": "hi"}]},
+    "systemInstruction": "s",
+    "tools": [{"function_declarations": [{"name": "f",
+                                          "parametersJsonSchema": {"type": "object"}}]}],
+    "toolConfig": {"functionCallingConfig": {"mode": "ANY"}},
+    "generationConfig": {"responseMimeType": "application/json",
+                         "responseJsonSchema": {"type": "object"}}}
+COMPLETIONS_MORE = {"model": "kimi", "prompt": ["hi"], "stop": "x", "n": 1, "logprobs": 0}
 DIALECTS = {
     "anthropic": ("/v1/messages", ANTHROPIC, lambda e: e["type"] == "error"
                   and e["error"]["type"] == "invalid_request_error"),
@@ -76,6 +102,9 @@ DIALECTS = {
     "completions": ("/v1/completions", COMPLETIONS,
                     lambda e: e["error"]["type"] == "invalid_request_error"),
 }
+for name, more in (("anthropic", ANTHROPIC_MORE), ("responses", RESPONSES_MORE),
+                   ("gemini", GEMINI_MORE), ("completions", COMPLETIONS_MORE)):
+    DIALECTS[name + "-more"] = (DIALECTS[name][0], more, DIALECTS[name][2])
 
 
 def paths(value, prefix=()):

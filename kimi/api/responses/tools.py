@@ -69,7 +69,11 @@ def _choice(raw, specs: tuple[ToolSpec, ...]) -> ToolChoice:
     if isinstance(raw, dict):
         kind = raw.get("type")
         if kind == "allowed_tools":
-            names = [t.get("name") for t in raw.get("tools") or () if isinstance(t, dict)]
+            listed = raw.get("tools") or []
+            if not isinstance(listed, list):
+                raise InvalidRequest("tool_choice.tools must be an array",
+                                     param="tool_choice.tools")
+            names = [t.get("name") for t in listed if isinstance(t, dict)]
             mode = ChoiceMode.REQUIRED if raw.get("mode") == "required" else ChoiceMode.AUTO
             return ToolChoice(mode, allowed=tuple(n for n in names
                                                   if any(s.name == n for s in specs)))
