@@ -73,6 +73,17 @@ async def test_thinking_is_hidden_unless_the_request_enables_it(gw, emu):
     assert "hidden thoughts" not in raw
 
 
+async def test_hidden_thinking_does_not_use_up_max_tokens(gw, emu):
+    """claude-sonnet runs on Kimi's thinking model; without `thinking` in the request the
+    client never sees that reasoning, so only the answer counts against max_tokens."""
+    emu.state.replies.append(Reply(text="one two three four five six seven eight nine ten",
+                                   think="a long hidden chain of thought " * 20))
+    msg = await client(gw).messages.create(model="claude-sonnet-4-5", max_tokens=5,
+                                           messages=HI)
+    assert [b.type for b in msg.content] == ["text"]
+    assert msg.content[0].text.startswith("one two") and msg.stop_reason == "max_tokens"
+
+
 async def test_raw_stream_of_the_old_header_style_follows_the_grammar(start_gateway, emu, token):
     gw = await start_gateway(kimi={"tokens": (token,)}, server={"api_keys": ("sk-gw-1",)})
     emu.state.replies.append(Reply(text="Checking. " + CALL, think=DEFAULT_THINK, chunk=5))

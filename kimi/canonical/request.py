@@ -64,6 +64,8 @@ class ChatRequest:
     tools: Tools = field(default_factory=Tools)
     output: OutputFormat | None = None      # structured output
     call_id_prefix: str = "call_"           # the dialect's tool call id style
+    show_reasoning: bool = True             # False: the client never sees the reasoning, so
+                                            # it does not count against max_tokens
 
 
 @dataclass(slots=True)

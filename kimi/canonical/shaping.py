@@ -25,6 +25,7 @@ class ShapeOptions:
     max_tokens: int | None = None
     silent: bool = False          # no sources list appended to the content
     think_tags: bool = False      # reasoning as <think>...</think> inside the content
+    cap_reasoning: bool = True    # max_tokens counts reasoning (not when it is hidden)
 
 
 class StopMatcher:
@@ -120,7 +121,8 @@ class AnswerShaper:
     def reasoning(self, text: str) -> list:
         if self.cut is not None:
             return []       # what a stage held back at the cut (tool sieves) ends with it
-        text = self._capped(text)
+        if self.options.cap_reasoning:
+            text = self._capped(text)
         if not text:
             return []
         if not self.options.think_tags:

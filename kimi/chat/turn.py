@@ -117,7 +117,8 @@ class _Run:
         json_only = req.output is not None     # structured output: the content is the JSON
         self.shaper = AnswerShaper(ShapeOptions(
             stop=req.stop, max_tokens=req.max_tokens, silent=req.spec.silent or json_only,
-            think_tags=turn.service.think_tags and not json_only), self.counter)
+            think_tags=turn.service.think_tags and not json_only,
+            cap_reasoning=req.show_reasoning), self.counter)
         self.tools = ToolStage(req.tools, req.call_id_prefix) \
             if req.tools and req.tools.choice.mode != ChoiceMode.NONE else None
         self.json = JsonStage(req.output) if req.output is not None else None

@@ -45,7 +45,8 @@ def decode_messages_request(body, resolve, aliases, *, count_only: bool = False)
     req = ChatRequest(model=model, spec=spec, messages=messages,
                       stream=_bool(body, "stream"), include_usage=True,
                       stop=_stop(body.get("stop_sequences")), max_tokens=max_tokens or None,
-                      tools=tools, output=_output(body), call_id_prefix="toolu_")
+                      tools=tools, output=_output(body), call_id_prefix="toolu_",
+                      show_reasoning=shown)
     return Decoded(req, shown, max_tokens)
 
 
