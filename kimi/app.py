@@ -9,7 +9,15 @@ import time
 
 from aiohttp import web
 
+from .admin import routes as console_routes
+from .admin.accounts import ConsoleAccounts
+from .admin.console import CONSOLE, TRAFFIC, Console
+from .admin.keys import ApiKeys
+from .admin.session import Sessions
+from .admin.traffic import TrafficLog
 from .api import admin_routes
+from .api import models as model_routes
+from .api.anthropic import routes as anthropic_routes
 from .api.openai import routes as openai_routes
 from .canonical.models import ModelCatalogue
 from .chat.addresses import AddressPolicy
@@ -18,6 +26,7 @@ from .chat.conversations import Conversations
 from .chat.fetch import RemoteFetcher
 from .chat.service import ChatService
 from .config import Config
+from .store.admin import ConsoleRepo
 from .store.conversations import ConversationRepo
 from .store.sqlite import Store
 from .store.uploads import UploadStore
@@ -30,7 +39,7 @@ from .upstream.uploads import FileUploads
 from .upstream.files import FileUploader
 from .usage import load_counter
 from .web.home import home
-from .web.keys import CATALOGUE, CONFIG, SERVICE, STARTED_AT, TOKEN_COUNTER
+from .web.keys import API_KEYS, CATALOGUE, CONFIG, SERVICE, STARTED_AT, TOKEN_COUNTER
 from .web.metrics import METRICS, Metrics, metrics_handler
 from .web.middleware import TRACE_HOOKS, errors_and_logs
 from .web.status import readyz
@@ -49,7 +58,13 @@ def create_app(config: Config) -> web.Application:
     app[TRACE_HOOKS] = [app[METRICS].observe]
     app.cleanup_ctx.append(_services)
     openai_routes.add_routes(app)
+    anthropic_routes.add_routes(app)
+    model_routes.add_routes(app)
     admin_routes.add_routes(app)
+    if config.admin.key:
+        app[TRAFFIC] = TrafficLog(config.admin.traffic_records)
+        app[TRACE_HOOKS].append(app[TRAFFIC].observe)
+        console_routes.add_routes(app)
     app.router.add_get("/ping", ping)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -82,10 +97,13 @@ async def _services(app: web.Application):
     app[SERVICE] = service
     for account in pool.accounts:
         await tokens.restore(account)
+    managed = await _console(app, ConsoleRepo(store), pool, tokens, client)
     loop = asyncio.get_running_loop()
     background = [loop.create_task(client.warm_up()),
                   loop.create_task(_every(30.0, tokens.refresh_due, pool.all_accounts)),
                   loop.create_task(_every(60.0, service.purge_expired))]
+    if CONSOLE in app:
+        background.append(loop.create_task(_every(10.0, app[CONSOLE].fold)))
     catalogue = _catalogue_task(app, client, pool, tokens)
     if catalogue is not None:
         background.append(catalogue)
@@ -94,12 +112,32 @@ async def _services(app: web.Application):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    if CONSOLE in app:
+        await app[CONSOLE].fold()       # the last per-key counts reach the store
     await service.drain()
     await tokens.drain()
+    await managed.close()
     await pool.close()
     await client.close()
     await attachments.close()
     await store.close()
+
+
+async def _console(app: web.Application, repo: ConsoleRepo, pool: AccountPool,
+                   tokens: TokenManager, client: KimiClient) -> ConsoleAccounts:
+    """What the console added in earlier runs (accounts, API keys) is loaded whether or not the
+    console is on now: turning it off must not drop keys or open the API."""
+    config = app[CONFIG]
+    await repo.create_schema()
+    keys = app[API_KEYS] = ApiKeys(repo, config.server.api_keys)
+    await keys.load()
+    managed = ConsoleAccounts(pool, tokens, client, repo)
+    await managed.load()
+    if config.admin.key:
+        app[CONSOLE] = Console(managed, keys, app[TRAFFIC],
+                               Sessions(config.admin.key, config.admin.session_hours), repo,
+                               app[SERVICE], config.pool.refresh_margin_seconds)
+    return managed
 
 
 async def _every(seconds: float, job, *arg_factories) -> None:

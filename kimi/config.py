@@ -72,6 +72,21 @@ class ToolsConfig:
 
 
 @dataclass(frozen=True)
+class AdminConfig:
+    key: str = ""                   # empty: no console, /admin answers 404
+    traffic_records: int = 10000    # requests kept in memory for the traffic list
+    session_hours: float = 12.0     # a console login lasts this long
+
+
+@dataclass(frozen=True)
+class AnthropicConfig:
+    # The Kimi model each Claude family name (claude-*-opus/sonnet/haiku-*) stands for.
+    opus: str = "kimi-thinking"
+    sonnet: str = "kimi-thinking"
+    haiku: str = "kimi"
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     kimi: KimiConfig = field(default_factory=KimiConfig)
@@ -79,11 +94,14 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     files: FilesConfig = field(default_factory=FilesConfig)
     tools: ToolsConfig = field(default_factory=ToolsConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    anthropic: AnthropicConfig = field(default_factory=AnthropicConfig)
     source: str = "<defaults>"
 
 
 SECTIONS = {"server": ServerConfig, "kimi": KimiConfig, "pool": PoolConfig, "store": StoreConfig,
-            "files": FilesConfig, "tools": ToolsConfig}
+            "files": FilesConfig, "tools": ToolsConfig, "admin": AdminConfig,
+            "anthropic": AnthropicConfig}
 
 # Environment variable -> (section, key). Lists are comma-separated.
 ENV_OVERRIDES = {
@@ -95,6 +113,7 @@ ENV_OVERRIDES = {
     "KIMI_BASE_URL": ("kimi", "base_url"),
     "KIMI_AUTH_URL": ("kimi", "auth_url"),
     "STORE_PATH": ("store", "path"),
+    "ADMIN_KEY": ("admin", "key"),
 }
 
 
@@ -155,6 +174,7 @@ def _build(section: str, cls, values: dict):
 
 
 CHOICES = {"overflow": ("error", "rotate"), "log_level": ("debug", "info", "warning", "error")}
+MIN_ADMIN_KEY = 16
 MAY_BE_ZERO = {"auto_continue_minutes", "refresh_margin_seconds", "dedupe_ttl_hours", "retries"}
 
 
@@ -163,6 +183,9 @@ def _check_value(name: str, key: str, value) -> None:
     flood the client, a mistyped mode would silently be the default)."""
     if key in CHOICES and value not in CHOICES[key]:
         raise ConfigError(f"{name} must be one of {', '.join(CHOICES[key])}, got {value!r}")
+    if key == "key" and value and len(value) < MIN_ADMIN_KEY:
+        raise ConfigError(f"{name} must be at least {MIN_ADMIN_KEY} characters (it opens the "
+                          "operator console), or empty to turn the console off")
     if key == "port" and not 1 <= value <= 65535:
         raise ConfigError(f"{name} must be between 1 and 65535, got {value}")
     if key == "retries" and not 0 <= value <= 2:

@@ -43,9 +43,15 @@ LOG_FILES: list[str] = []
 STATES: list[EmulatorState] = []
 
 
+# The test clients' own debug logs (the anthropic SDK logs each request's options, prompt
+# included): what the client process writes, not the gateway.
+CLIENT_LOGGERS = ("anthropic",)
+
+
 class _Capture(logging.Handler):
     def emit(self, record):
-        LOG_LINES.append(self.format(record))
+        if record.name.split(".")[0] not in CLIENT_LOGGERS:
+            LOG_LINES.append(self.format(record))
 
 
 @pytest.fixture(autouse=True, scope="session")

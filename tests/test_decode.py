@@ -113,3 +113,15 @@ def test_error_message_prefers_the_localized_text():
     e = map_connect_error({"code": "resource_exhausted", "message": "raw",
                            "details": dbg("REASON_SERVER_OVERLOADED_FOR_FREE_USER", message="busy now")})
     assert "busy now" in e.message and "REASON_SERVER_OVERLOADED_FOR_FREE_USER" in e.message
+
+
+@pytest.mark.parametrize("reason,code", [
+    ("REASON_SERVER_OVERLOADED_FOR_FREE_USER", "upstream_overloaded"),
+    ("REASON_COMPLETION_OVERLOADED", "upstream_overloaded"),
+    ("REASON_CHAT_STREAM_PUSHING", "upstream_resource_exhausted"),
+    ("", "upstream_resource_exhausted")])
+def test_kimi_overload_has_a_code_of_its_own(reason, code):
+    """A dialect that answers overload apart (Anthropic's 529) tells it by the code."""
+    details = dbg(reason) if reason else []
+    e = map_connect_error({"code": "resource_exhausted", "details": details})
+    assert isinstance(e, RateLimited) and e.code == code

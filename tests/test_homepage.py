@@ -47,7 +47,8 @@ async def test_chromium_renders_the_page_with_its_own_address(gw, tmp_path):
     assert f"curl {gw.url}/v1/chat/completions" in dom
     assert f'base_url="{gw.url}/v1"' in html.unescape(dom)
     assert f'fetch("{gw.url}/v1/chat/completions"' in html.unescape(dom)
-    for client in ("NextChat", "LobeChat", "Cherry Studio", "Dify", "one-api / new-api"):
+    for client in ("NextChat", "LobeChat", "Cherry Studio", "Dify", "one-api / new-api",
+                   "Claude Code", "ANTHROPIC_BASE_URL", "Cherry Studio (Anthropic)"):
         assert client in dom
     assert re.search(r'<b id="healthy">1</b>', dom) and '<b id="dead">0</b>' in dom
     assert f'<b id="version">{__version__}</b>' in dom

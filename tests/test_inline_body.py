@@ -79,8 +79,35 @@ CASES = [
 ]
 
 
-def scan(chunks) -> BodyScanner:
-    scanner = BodyScanner(max_bytes=10**8)
+# A dialect names its own raw-base64 members (Anthropic: "data"); "file_data" is then plain.
+ANTHROPIC_CASES = [
+    ("anthropic base64 source", dumps({"source": {"type": "base64", "media_type": "image/png",
+                                                  "data": B64}}), [DOC]),
+    ("anthropic data, spaced key", b'{"data"\n :  "' + B64_3.encode() + b'"}', [DOC3]),
+    ("data as a value stays text", dumps({"k": "data", "v": B64}), []),
+    ("data that is text stays text", dumps({"type": "text", "data": "plain notes " * 30}), []),
+    ("a longer key stays text", dumps({"database": B64}), []),
+    ("file_data is not this dialect's", dumps({"file_data": B64}), []),
+    ("data URLs still taken", dumps({"url": PDF + B64}), [DOC]),
+]
+
+
+@pytest.mark.parametrize("name,body,taken", ANTHROPIC_CASES, ids=[c[0] for c in ANTHROPIC_CASES])
+def test_raw_keys_are_the_reading_dialects(name, body, taken):
+    want = parsed(body)
+    for i in range(len(body) + 1):
+        scanner = scan([body[:i], body[i:]], raw_keys=(b"data",))
+        try:
+            assert [content(p) for p in scanner.payloads.values()] == taken, i
+            got = parsed(scanner.out)
+            scanner.restore(got)
+            assert got == want, i
+        finally:
+            scanner.close()
+
+
+def scan(chunks, raw_keys=inline.RAW_KEYS) -> BodyScanner:
+    scanner = BodyScanner(max_bytes=10**8, raw_keys=raw_keys)
     for c in chunks:
         scanner.feed(c)
     scanner.finish()

@@ -1,12 +1,13 @@
 """Pure answer shaping: citation markers, stop sequences, token caps, think tags, sources."""
 
 import random
+from contextlib import aclosing
 
 import pytest
 
 from kimi.canonical.citations import CitationRewriter, sources_markdown
 from kimi.canonical.events import Citation, Finish, ReasoningDelta, TextDelta, collect
-from kimi.canonical.shaping import ShapeOptions, StopMatcher, TokenCap, shape
+from kimi.canonical.shaping import AnswerShaper, ShapeOptions, StopMatcher, TokenCap
 from kimi.usage import O200K_SHA256, load_counter
 
 E3A0 = "\ue3a0cite\ue3a3{}\ue3a8"
@@ -82,6 +83,19 @@ def test_stop_matcher_across_pieces(stops, pieces, shown, hit):
 async def events(*items):
     for item in items:
         yield item
+
+
+async def shape(events, options, counter=None):
+    """The shaper alone, driven as the turn runner drives it: it stops reading at a cut."""
+    shaper = AnswerShaper(options, counter)
+    async with aclosing(events):
+        async for ev in events:
+            for item in shaper.feed(ev):
+                yield item
+            if shaper.cut is not None:
+                for item in shaper.finish(Finish()):
+                    yield item
+                return
 
 
 async def shaped(items, **options):

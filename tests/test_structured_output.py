@@ -99,3 +99,21 @@ def test_corrective_json_prompt_lists_the_errors():
     text = corrective_json_prompt(["$.a: expected integer, got string"])
     assert "- $.a: expected integer, got string" in text and "only the corrected JSON" in text
     assert "held no JSON value" in corrective_json_prompt([])
+
+
+def test_prose_full_of_braces_is_searched_in_bounded_time():
+    assert first_json_value("{" * 20000 + " no json") is None
+    assert first_json_value("{x} " * 40 + '{"late": 1}') == {"late": 1}
+    assert first_json_value("{x} " * 300 + '{"too late": 1}') is None    # past the tried starts
+
+
+def test_deep_nesting_is_no_value_and_no_crash():
+    assert first_json_value("[" * 5000 + "]" * 5000) is None
+    assert first_json_value("x " + "[" * 900 + "]" * 900) is None
+    assert first_json_value("[" * 60 + "]" * 60) is not None
+    deep = [[[]]]
+    for _ in range(3000):
+        deep = [deep]
+    assert validate(deep, {"type": "array", "items": {"$ref": "#"}}) == \
+        ["$: nested too deeply to check"]
+    assert first_json_value('{"n": 123456789012345678901234567890}') is None

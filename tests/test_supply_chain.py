@@ -13,7 +13,9 @@ import configparser
 import importlib.util
 import os
 import re
+import struct
 import subprocess
+import zlib
 from pathlib import Path
 
 import pytest
@@ -100,8 +102,36 @@ def known_data(path: Path) -> bool:
     return hashlib.sha256(gzip.decompress(path.read_bytes())).hexdigest() == expected
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+IMAGE_CHUNKS = {b"IHDR", b"PLTE", b"IDAT", b"IEND"}
+
+
+def plain_png(data: bytes) -> bool:
+    """A picture and nothing else: image chunks only, each with a good CRC, and no byte after
+    the end, so that no text chunk or trailing data can carry a payload."""
+    if not data.startswith(PNG_SIGNATURE):
+        return False
+    pos = len(PNG_SIGNATURE)
+    while pos + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body, crc = data[pos + 8:pos + 8 + length], data[pos + 8 + length:pos + 12 + length]
+        if kind not in IMAGE_CHUNKS or len(crc) != 4 or zlib.crc32(kind + body) != \
+                int.from_bytes(crc, "big"):
+            return False
+        pos += 12 + length
+        if kind == b"IEND":
+            return pos == len(data)
+    return False
+
+
+def docs_picture(path: Path) -> bool:
+    """The README's screenshots (docs/*.png), when they are plain pictures."""
+    rel = path.relative_to(ROOT).parts if path.is_relative_to(ROOT) else ()
+    return rel[:1] == ("docs",) and path.suffix == ".png" and plain_png(path.read_bytes())
+
+
 def findings(path: Path) -> list[str]:
-    if known_data(path):
+    if known_data(path) or docs_picture(path):
         return []
     try:
         text = path.read_bytes().decode("utf-8")
@@ -118,6 +148,15 @@ def test_the_tree_is_clean():
     assert len(files) > 30 and any(p.name == "service.py" for p in files)
     bad = {str(p.relative_to(ROOT)): f for p in files if (f := findings(p))}
     assert bad == {}
+
+
+def test_a_screenshot_may_carry_nothing_but_its_picture():
+    data = (ROOT / "docs" / "console.png").read_bytes()
+    assert plain_png(data)
+    text = struct.pack(">I", 7) + b"tEXtpayload" + struct.pack(">I", zlib.crc32(b"tEXtpayload"))
+    hidden = [data + b"exec(...)", data[:33] + text + data[33:], data[:-1] + b"\0",
+              data.replace(b"IDAT", b"IDAX", 1)]
+    assert not any(plain_png(d) for d in hidden)
 
 
 RANDOM_B64 = base64.b64encode(os.urandom(120)).decode()

@@ -3,11 +3,12 @@ and name resolution."""
 
 import pytest
 
-from kimi.canonical.tools import ToolSpec
+from kimi.canonical.tools import ToolCall, ToolSpec
+from kimi.tools import render_call
 from kimi.tools.args import ArgError, custom_input, fit, function_arguments
 from kimi.tools.jsonfix import JSONFixError, loads
 from kimi.tools.names import resolve
-from tests.tool_fixtures import BASH, EDIT, GREP, ISSUE, READ
+from tests.tool_fixtures import BASH, EDIT, GREP, ISSUE, READ, call, run
 
 
 @pytest.mark.parametrize("text,value", [
@@ -123,3 +124,30 @@ def test_custom_input_is_byte_exact(body, text):
 ])
 def test_name_resolution(name, declared, want):
     assert resolve(name, declared) == want
+
+
+def test_lone_surrogate_escapes_become_replacement_characters():
+    got = function_arguments('{"command": "\\ud83c x \\ud83c\\udf89"}', BASH)
+    assert got == {"command": "\ufffd x \U0001f389"}
+    got, _ = run('<function_calls><invoke name="Bash"><parameter name="command">"\\udc00"'
+                 "</parameter></invoke></function_calls>")
+    assert got == [call("Bash", {"command": "\ufffd"})]
+
+
+@pytest.mark.parametrize("depth,error", [(900, "nested more than 64"), (5000, "nested too deeply")])
+def test_deeply_nested_arguments_are_a_bad_block(depth, error):
+    text = '<tool_call name="Bash">{"command": ' + "[" * depth + "]" * depth + "}</tool_call>"
+    [bad], sieve = run(text)
+    assert bad.raw == text and error in bad.error and sieve.calls == 0
+
+
+def test_values_the_encoders_cannot_write_are_refused_or_rendered_safely():
+    [bad], _ = run('<tool_call name="Bash">{"command": "x", "timeout": 123456789012345678901234}'
+                   "</tool_call>")
+    assert "integer past 64 bits" in bad.error
+    deep = {"a": 1}
+    for _ in range(300):
+        deep = {"k": deep}
+    assert render_call(ToolCall("c", "Bash", deep)).count("{") == 301
+    assert render_call(ToolCall("c", "Bash", {"n": 10 ** 30})) == \
+        '<tool_call name="Bash">\n{"n":1000000000000000000000000000000}\n</tool_call>'

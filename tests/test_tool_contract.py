@@ -173,12 +173,19 @@ def test_loop_note_with_results_missing_and_argument_order():
     (NO_CALL, ["did not call a tool", "<tool_call>", "at least one"]),
     (EMPTY, ["no visible output", "at least one <tool_call>"]),
     ("Read: invalid JSON (Expecting value at character 1)",
-     ["not contain a valid tool call (error: Read: invalid JSON", "Read, Bash, Grep"]),
+     ["could not be used (Read: invalid JSON", "Reply now with only the corrected <tool_call>",
+      "Read, Bash, Grep"]),
 ])
 def test_corrective_prompt(problem, parts):
     text = corrective_prompt(tools(ChoiceMode.REQUIRED), problem)
     for part in parts:
         assert part in text
+
+
+def test_corrective_prompt_in_auto_mode_allows_an_answer():
+    text = corrective_prompt(TOOLS, "unknown tool 'Nope'")
+    assert "could not be used (unknown tool 'Nope')" in text
+    assert "otherwise give your final answer" in text and text.endswith("answer normally.]")
 
 
 def test_corrective_prompt_for_a_named_tool():
@@ -191,3 +198,11 @@ def test_sieve_accepts_what_the_contract_example_shows():
     example = contract.split("(the tag names are literal):\n\n")[1].split("\n\nRules:")[0]
     sieve = ToolSieve(Tools(specs=(READ, GREP)))
     assert sieve.feed(example) + sieve.close() == [call("Read", {"file_path": "..."})]
+
+
+def test_render_call_as_narrative_for_choice_none():
+    text = render_call(ToolCall("c", "Bash", {"command": "echo '<tool_call name=\"x\">'"}),
+                       narrative=True)
+    assert text.startswith("(called Bash with {\"command\":") and "<tool_call" not in text
+    got, sieve = run(text)
+    assert got == [text] and sieve.calls == 0

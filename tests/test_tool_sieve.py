@@ -31,6 +31,9 @@ SCENARIOS = [
      [call("Bash", {"command": "echo 你好 🎉 é"})]),
     ("f1_single_quoted_attr", "<tool_call name='Read' id=x>{\"file_path\": \"b\"}</tool_call>",
      [call("Read", {"file_path": "b"})]),
+    ("f1_tool_attr", '<tool_call tool="Bash">{"command": "t"}</tool_call>'
+                     '<tool_call function="apply_patch">\nraw\n</tool_call>',
+     [call("Bash", {"command": "t"}), call("apply_patch", "raw")]),
     ("f1_xml_params", '<tool_call name="Bash"><parameter name="command">ls</parameter>'
                       '<parameter name="timeout">30</parameter></tool_call>',
      [call("Bash", {"command": "ls", "timeout": 30})]),
@@ -162,6 +165,10 @@ SCENARIOS = [
     ("fence_call_then_call", '```xml\n<tool_call name="Bash">{"command": "a"}</tool_call>\n```\n'
                              '<tool_call name="Read">{"file_path": "b"}</tool_call>',
      [call("Bash", {"command": "a"}), call("Read", {"file_path": "b"})]),
+    ("fence_crlf", 'Run:\r\n```\r\n<tool_call name="Bash">{"command": "x"}</tool_call>\r\n```\r\n',
+     ["Run:\r\n", call("Bash", {"command": "x"})]),
+    ("fence_crlf_example", '```\r\n<tool_call name="Bash">{"command": "x"}</tool_call>\r\n```\r\nok',
+     None),
     ("fence_unclosed_at_eof", '```\n<tool_call name="Bash">{"command": "x"}</tool_call>\n',
      [call("Bash", {"command": "x"})]),
     ("indented_code_is_text", "    <b>code</b>\n", None),
@@ -174,6 +181,10 @@ SCENARIOS = [
      [call("apply_patch", "  a\r\n")]),
     ("custom_wrapped", '<tool_call name="apply_patch">{"input": "*** Begin Patch\\n*** End Patch"}'
                        "</tool_call>",
+     [call("apply_patch", "*** Begin Patch\n*** End Patch")]),
+    ("custom_cut_off", 'Patch: <tool_call name="apply_patch">\n',
+     ["Patch: ", Bad('<tool_call name="apply_patch">\n', "cut off")]),
+    ("custom_missing_closer", '<tool_call name="apply_patch">\n*** Begin Patch\n*** End Patch\n',
      [call("apply_patch", "*** Begin Patch\n*** End Patch")]),
     ("custom_f2", '<tool_call>{"name": "apply_patch", "arguments": {"input": "raw"}}</tool_call>',
      [call("apply_patch", "raw")]),
@@ -291,3 +302,34 @@ def test_outputs_are_the_public_types():
     got, _ = run('x<tool_call name="Nope">{}</tool_call><tool_call name="Read">'
                  '{"file_path": "a"}</tool_call>')
     assert [type(x) for x in got] == [str, BadBlock, ParsedCall]
+
+
+FRAGMENTS = [
+    '<tool_call name="Read">', "<tool_call>", "</tool_call>", '{"file_path": "a"}',
+    '{"name": "Bash", "arguments": {"command": "x"}}', "\n", "```", "```json\n", "~~~", "`", " ",
+    "text", "<", "[", "<b>", '"', "\\", "{", "}", "<tool_call", "<tool_calls>", "</tool_calls>",
+    "<function_calls>", '<invoke name="Bash">', '<parameter name="command">', "</parameter>",
+    "</invoke>", "</function_calls>", "<|tool_calls_section_begin|>", "<|tool_call_begin|>",
+    "functions.Read:0", "<|tool_call_argument_begin|>", "<|tool_call_end|>",
+    "<<<TOOL_CALL>>>", "<<<END_TOOL_CALL>>>", "[function_calls]", "[call:Bash]", "[/call]",
+    "<tool_use>", "<name>Read</name>", "你好", "🎉", "    ", "'", '<tool_call name="apply_patch">',
+]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_compositions_are_chunking_invariant(seed):
+    """Random mixes of markers, fences, quotes and text: the same result under every split,
+    and without calls or draining nothing is lost."""
+    import random
+    rng = random.Random(seed)
+    for _ in range(60):
+        text = "".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(1, 12)))
+        kw = {"drain_after_calls": rng.random() < 0.7}
+        if rng.random() < 0.2:
+            kw["max_block"] = rng.randint(5, 60)
+        want, sieve = run(text, **kw)
+        for cuts in chunkings(text, seed=seed, randoms=3):
+            got, other = run(text, cuts, **kw)
+            assert (got, other.draining) == (want, sieve.draining), (text, kw, cuts)
+        if not sieve.calls and not sieve.draining:
+            assert "".join(x if isinstance(x, str) else x.raw for x in want) == text

@@ -5,16 +5,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..errors import InvalidRequest
-from ..web.auth import authenticate
+from ..web.auth import caller_of
 from ..web.body import read_json
-from ..web.keys import CONFIG, SERVICE
+from ..web.keys import API_KEYS, CONFIG, SERVICE
 
 
 def _guard(request: web.Request) -> None:
-    """Protected by the API keys when they are configured."""
-    config = request.app[CONFIG]
-    if config.server.api_keys:
-        authenticate(request, config.server.api_keys, True)
+    """Protected by the API keys when they are configured (in the file or the console)."""
+    stored = request.app.get(API_KEYS)
+    if request.app[CONFIG].server.api_keys or (stored is not None and stored.active):
+        caller_of(request)
 
 
 async def token_check(request: web.Request) -> web.Response:

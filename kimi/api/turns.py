@@ -10,10 +10,11 @@ from aiohttp import web
 
 from ..canonical.events import Usage
 from ..canonical.request import ChatRequest
+from ..chat.turn import count_prompt
 from ..web.auth import caller_of
-from ..web.keys import CONFIG, SERVICE
+from ..web.keys import CONFIG, SERVICE, TOKEN_COUNTER
 from ..web.middleware import TRACE
-from ..web.sse import SSEStream
+from ..web.sse import KEEPALIVE, SSEStream
 
 
 async def open_turn(request: web.Request, req: ChatRequest, dialect: str,
@@ -26,6 +27,12 @@ async def open_turn(request: web.Request, req: ChatRequest, dialect: str,
     return await request.app[SERVICE].turn(req, api_key_id=caller.api_key_id,
                                            client_tokens=list(caller.kimi_tokens),
                                            path_id=path_id, trace=trace)
+
+
+async def prompt_tokens(request: web.Request, req: ChatRequest) -> int:
+    """The estimate of the whole logical prompt that the turn's usage reports, known before
+    the turn runs (for a stream's first event, or a token-count endpoint)."""
+    return await count_prompt(request.app[TOKEN_COUNTER], req)
 
 
 def conversation_headers(turn) -> dict:
@@ -44,14 +51,16 @@ def first_token(request: web.Request) -> None:
 
 
 async def stream_turn(request: web.Request, turn, encode, *, head: bytes = b"",
-                      tail=lambda: b"", in_band, headers: dict | None = None) -> web.StreamResponse:
+                      tail=lambda: b"", in_band, headers: dict | None = None,
+                      lead: bytes = b"", ping: bytes = KEEPALIVE) -> web.StreamResponse:
     """The turn's events as server-sent events: `head` before the first content,
     `encode(ev)` per event, `tail()` at the end, `in_band(error)` for an error after the
-    response started."""
+    response started; `lead` before anything, keep-alives included, and `ping` as the
+    keep-alive record (default: an SSE comment)."""
     trace = request[TRACE]
     sse = SSEStream(request, keepalive=request.app[CONFIG].server.keepalive_seconds,
                     headers={"X-Request-Id": trace.request_id, **conversation_headers(turn),
-                             **(headers or {})})
+                             **(headers or {})}, lead=lead, ping=ping)
 
     def on_event(ev):
         if trace.first_token is None and type(ev) is not Usage:

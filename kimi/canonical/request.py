@@ -80,6 +80,9 @@ class Trace:
     note: str | None = None
     error_class: str | None = None  # the GatewayError subclass answered, pre-stream or in band
     error_code: str | None = None
+    api_key: str | None = None      # the caller's API key id (an index or ak_...), never the key
+    prompt_tokens: int | None = None        # estimates, when the answer's usage was counted
+    completion_tokens: int | None = None
 
     def record_error(self, e: Exception) -> None:
         self.error_class, self.error_code = type(e).__name__, getattr(e, "code", None)

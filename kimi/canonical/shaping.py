@@ -3,15 +3,14 @@
 In order: reasoning optionally rendered as `<think>...</think>` content; citation markers
 rewritten to `[n]` (canonical.citations); the answer cut at the first `stop` sequence, even
 one split across pieces; the answer cut at `max_tokens`; the sources list appended. Cutting
-ends the upstream stream early (closing it cancels the Kimi answer and deletes the chat).
+ends the upstream stream early (the turn runner, kimi/chat/turn.py, stops reading: closing it
+cancels the Kimi answer).
 
 Citations leave here with `start`/`end` set: the characters of the content they annotate.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import aclosing
 from dataclasses import dataclass
 
 from .citations import CitationRewriter, sources_markdown
@@ -104,6 +103,19 @@ class AnswerShaper:
         self._thinking = False
         self._spans: list = []      # (start, end, source) in answer coordinates, not yet sent
         self._cited: set[str] = set()
+
+    def feed(self, ev) -> list:
+        """The events to send for one upstream event (others pass as they are)."""
+        t = type(ev)
+        if t is TextDelta:
+            return self.text(ev.text)
+        if t is ReasoningDelta:
+            return self.reasoning(ev.text)
+        if t is Citation:
+            return self.source(ev)
+        if t is Finish:
+            return self.finish(ev)
+        return [ev]
 
     def reasoning(self, text: str) -> list:
         text = self._capped(text)
@@ -198,26 +210,3 @@ class AnswerShaper:
         return [Citation(s.ref, s.url, s.title, s.number, self.content, self.content)
                 for s in self.citations.sources if s.ref not in self._cited]
 
-
-async def shape(events, options: ShapeOptions, counter=None) -> AsyncIterator:
-    """The shaped event stream. Returns as soon as the answer is cut, closing `events`."""
-    shaper = AnswerShaper(options, counter)
-    async with aclosing(events):
-        async for ev in events:
-            t = type(ev)
-            if t is TextDelta:
-                out = shaper.text(ev.text)
-            elif t is ReasoningDelta:
-                out = shaper.reasoning(ev.text)
-            elif t is Citation:
-                out = shaper.source(ev)
-            elif t is Finish:
-                out = shaper.finish(ev)
-            else:
-                out = [ev]
-            for item in out:
-                yield item
-            if shaper.cut is not None:
-                for item in shaper.finish(Finish()):
-                    yield item
-                return

@@ -15,8 +15,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
-from ..canonical.events import (FLUSH, Citation, Finish, FinishReason, ReasoningDelta,
-                                TextDelta, Usage)
+from ..canonical.events import FLUSH, Finish, FinishReason, ReasoningDelta, TextDelta, Usage
 from ..canonical.request import ChatRequest, Message, Trace
 from ..canonical.shaping import AnswerShaper, ShapeOptions
 from ..canonical.tools import ChoiceMode, ToolCall
@@ -28,6 +27,25 @@ from .conversations import Plan
 # characters of English and per 300 of Chinese. In a thread it still holds the GIL, but the
 # loop gets its turn every switch interval (5 ms), which is what this keeps the inline cost under.
 COUNT_INLINE_CHARS = 1536
+
+
+def prompt_texts(req: ChatRequest) -> list[str]:
+    """What `usage` counts as the prompt: the whole logical one (every message, past calls,
+    the tool contract), even when a continued chat sent only the new turns upstream."""
+    prompts = [m.text for m in req.messages]
+    prompts += [render_call(c) for m in req.messages for c in m.tool_calls]
+    if req.tools:
+        prompts.append(render_contract(req.tools))
+    return prompts
+
+
+async def count_prompt(counter, req: ChatRequest) -> int:
+    """The prompt tokens `usage` will report, before the turn runs (off the event loop when
+    the texts are long)."""
+    prompts = prompt_texts(req)
+    if sum(map(len, prompts)) <= COUNT_INLINE_CHARS:
+        return counter.usage(prompts, "", "")["prompt_tokens"]
+    return (await asyncio.to_thread(counter.usage, prompts, "", ""))["prompt_tokens"]
 
 
 class Turn:
@@ -118,7 +136,7 @@ class _Run:
                 async with aclosing(self._read(source)) as events:
                     async for ev in events:
                         if want and prompt is None:
-                            prompt = asyncio.ensure_future(self._prompt_tokens())
+                            prompt = asyncio.ensure_future(count_prompt(self.counter, turn.req))
                         yield ev
                 for ev in self._end_of_answer():
                     yield ev
@@ -137,7 +155,7 @@ class _Run:
             await turn.commit(Message(role="assistant", text="".join(self.texts),
                                       tool_calls=tuple(self.calls)))
             if want:
-                yield await self._usage(await (prompt or self._prompt_tokens()))
+                yield await self._usage(await (prompt or count_prompt(self.counter, turn.req)))
         finally:
             if prompt is not None:
                 prompt.cancel()         # a turn that ended early: the count is not needed
@@ -153,13 +171,11 @@ class _Run:
                     out = self._text(ev.text)
                 elif t is ReasoningDelta:
                     out = self._reasoning(ev.text)
-                elif t is Citation:
-                    out = self.shaper.source(ev)
                 elif t is Finish:
-                    self.upstream = ev
+                    self.upstream = ev      # the turn's own Finish comes after any follow-up
                     continue
                 else:
-                    out = (ev,)
+                    out = self.shaper.feed(ev)
                 for item in out:
                     yield item
                 if self.shaper.cut is not None or (self.tools is not None and self.tools.draining):
@@ -233,21 +249,14 @@ class _Run:
             final[-1] = Finish(FinishReason.TOOL_CALLS)
         return out + self._shaped(final)
 
-    async def _prompt_tokens(self) -> int:
-        req = self.turn.req
-        prompts = [m.text for m in req.messages]
-        prompts += [render_call(c) for m in req.messages for c in m.tool_calls]
-        if req.tools:
-            prompts.append(render_contract(req.tools))
-        if sum(map(len, prompts)) <= COUNT_INLINE_CHARS:
-            return self.counter.prompt_tokens(prompts)
-        return await asyncio.to_thread(self.counter.prompt_tokens, prompts)
-
     async def _usage(self, prompt: int) -> Usage:
         answer = "".join(self.texts) + "".join(render_call(c) for c in self.calls)
         reasoning = "".join(self.thoughts)
         args = ((), answer, reasoning, prompt)
         counted = self.counter.usage(*args) if len(answer) + len(reasoning) <= \
             COUNT_INLINE_CHARS else await asyncio.to_thread(self.counter.usage, *args)
+        trace = self.turn.trace     # the console's per-key token estimates
+        trace.prompt_tokens, trace.completion_tokens = (counted["prompt_tokens"],
+                                                        counted["completion_tokens"])
         return Usage(counted["prompt_tokens"], counted["completion_tokens"],
                      counted["completion_tokens_details"]["reasoning_tokens"])

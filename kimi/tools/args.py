@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import re
 
-import orjson
-
 from kimi.canonical.tools import ToolSpec
 
 from . import jsonfix
@@ -25,7 +23,7 @@ class ArgError(ValueError):
 
 
 def compact(value) -> str:
-    return orjson.dumps(value).decode()
+    return jsonfix.dumps(value)
 
 
 def function_arguments(body, spec: ToolSpec, *, complete: bool = True) -> dict:
@@ -45,8 +43,14 @@ def function_arguments(body, spec: ToolSpec, *, complete: bool = True) -> dict:
     value = _unwrap(value, spec)
     if not isinstance(value, dict):
         value = _single_string_param(value, spec)
+    if jsonfix.too_deep(value):
+        raise ArgError(f"the arguments are nested more than {jsonfix.MAX_DEPTH} levels deep")
     schema = spec.parameters if isinstance(spec.parameters, dict) else {}
-    return fit(value, schema, schema)
+    value = fit(value, schema, schema)
+    if not jsonfix.encodable(value):
+        raise ArgError("the arguments hold a value JSON cannot carry (an integer past 64 bits)")
+    return value
+
 
 
 def _unwrap(value, spec: ToolSpec):

@@ -5,7 +5,6 @@ in it is unknown or does not parse, the whole block is bad (its raw text goes ba
 from __future__ import annotations
 
 import html
-import json
 import re
 from dataclasses import dataclass
 
@@ -78,6 +77,8 @@ def _call(cat: Catalogue, raw_name, payload, complete: bool) -> ParsedCall:
     spec = cat.spec(raw_name)
     try:
         if spec.kind is ToolKind.CUSTOM:
+            if not complete and not (isinstance(payload, str) and payload.strip()):
+                raise ArgError("the call was cut off before its input")
             return ParsedCall(spec.name, custom_input(payload), spec.kind)
         return ParsedCall(spec.name, function_arguments(payload, spec, complete=complete),
                           spec.kind)
@@ -86,14 +87,18 @@ def _call(cat: Catalogue, raw_name, payload, complete: bool) -> ParsedCall:
 
 
 def _tool_call(body: str, attrs: dict, complete: bool):
-    if "name" in attrs:
+    name = next((attrs[k] for k in _NAME_ATTRS if k in attrs), None)
+    if name is not None:
         payload = body
         if body.lstrip().startswith("<"):
             payload = _xml_arguments(body)
-        return [(attrs["name"], payload)]
+        return [(name, payload)]
     if body.lstrip().startswith("<"):
         return _tool_use(body, attrs, complete)
     return [_named_json(body, complete)]
+
+
+_NAME_ATTRS = ("name", "tool", "function")
 
 
 def _named_json(body: str, complete: bool):
@@ -165,7 +170,7 @@ def _xml_value(value: str, string: str | None):
     if string == "true":
         return value
     try:
-        return json.loads(value)
+        return jsonfix.decode(value)
     except ValueError:
         if string == "false":
             try:

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import re
 
-import orjson
-
 from kimi.canonical.tools import ChoiceMode, ToolCall, ToolKind, Tools, ToolSpec
 
+from .jsonfix import dumps
 from .markers import ALL_LITERALS
 
 ZWSP = "\u200b"
@@ -75,7 +74,7 @@ def _render_spec(spec: ToolSpec) -> str:
     schema = spec.parameters if spec.parameters is not None else {"type": "object",
                                                                    "properties": {}}
     return (f'<tool name="{_attr(spec.name)}">\n{desc + chr(10) if desc else ""}'
-            f"Parameters (JSON Schema): {orjson.dumps(schema).decode()}\n</tool>")
+            f"Parameters (JSON Schema): {dumps(schema)}\n</tool>")
 
 
 def _example(specs: tuple[ToolSpec, ...]) -> str:
@@ -87,7 +86,7 @@ def _example(specs: tuple[ToolSpec, ...]) -> str:
     keys = required or list(props)[:1]
     example = {k: _placeholder(props[k]) for k in keys}
     return (f'<tool_call name="{_attr(spec.name)}">\n'
-            f"{orjson.dumps(example).decode()}\n</tool_call>")
+            f"{dumps(example)}\n</tool_call>")
 
 
 def _placeholder(schema) -> object:
@@ -127,17 +126,17 @@ def neutralise(text: str) -> str:
     return _LITERALS.sub(lambda m: m.group(0)[0] + ZWSP + m.group(0)[1:], text)
 
 
-def render_call(call: ToolCall) -> str:
-    """A past call in the primary format, whatever format the model wrote it in."""
-    if call.kind is ToolKind.CUSTOM or isinstance(call.arguments, str):
-        body = call.arguments if isinstance(call.arguments, str) else _json(call.arguments)
-    else:
-        body = _json(call.arguments)
+def render_call(call: ToolCall, *, narrative: bool = False) -> str:
+    """A past call in the primary format, whatever format the model wrote it in. With
+    `narrative` (tool_choice none: no contract in the prompt) a neutralised sentence instead."""
+    body = call.arguments if isinstance(call.arguments, str) else _json(call.arguments)
+    if narrative:
+        return f"(called {call.name} with {neutralise(body)})"
     return f'<tool_call name="{_attr(call.name)}">\n{body}\n</tool_call>'
 
 
 def _json(value) -> str:
-    return orjson.dumps(value).decode()
+    return dumps(value)
 
 
 def render_result(call_id: str, name: str | None, text: str, is_error: bool = False) -> str:
@@ -152,7 +151,7 @@ def render_result(call_id: str, name: str | None, text: str, is_error: bool = Fa
 
 def corrective_prompt(tools: Tools, problem: str) -> str:
     """The one follow-up in the same chat: no call though one was required (NO_CALL), an
-    empty reply (EMPTY), or a broken block (any other text: the parse error)."""
+    empty reply (EMPTY), or any other problem in words (a broken block's parse error)."""
     choice = tools.choice
     if problem == EMPTY:
         return ("Your previous reply had no visible output. Give the final answer or the tool "
@@ -163,9 +162,13 @@ def corrective_prompt(tools: Tools, problem: str) -> str:
         return ("Your previous reply did not call a tool, but this reply must. Reply now with "
                 f"only the {target} block, no other text.\n" + reminder(tools))
     names = ", ".join(s.name for s in offered(tools))
-    return (f"Your previous reply did not contain a valid tool call (error: {problem}). "
-            "Reply now with only the corrected <tool_call> block, with a JSON object as its body"
-            f" and a tool name from this list: {names}.\n" + reminder(tools))
+    ask = ("Reply now with only the corrected <tool_call> block."
+           if choice.mode in (ChoiceMode.REQUIRED, ChoiceMode.NAMED) else
+           "If a tool is needed, reply now with only the corrected <tool_call> block; "
+           "otherwise give your final answer.")
+    return (f"Your previous reply could not be used ({problem}). {ask} The body of a block is "
+            'one JSON object (raw text for a tool marked input="text"), and the tool name is one '
+            f"from this list: {names}.\n" + reminder(tools))
 
 
 def loop_note(messages: list) -> str | None:
@@ -191,8 +194,7 @@ def loop_note(messages: list) -> str | None:
 
 def _signature(call: ToolCall) -> str:
     args = call.arguments
-    canon = args if isinstance(args, str) else orjson.dumps(
-        args, option=orjson.OPT_SORT_KEYS).decode()
+    canon = args if isinstance(args, str) else dumps(args, sort_keys=True)
     return f"{call.name}\0{canon}"
 
 

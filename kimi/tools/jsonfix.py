@@ -8,11 +8,17 @@ from __future__ import annotations
 import json
 import re
 
+import orjson
+
 _INVISIBLE = re.compile("[\ufeff\u200b\u200c\u200d\u2060]")
 _FENCE = re.compile(r"^```[\w+-]*[ \t]*\n(.*?)\n?```$", re.S)
 _WORDS = {"True": "true", "False": "false", "None": "null",
           "true": "true", "false": "false", "null": "null", "NaN": "null"}
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+
+
+MAX_DEPTH = 64      # values nested deeper are refused (orjson, used downstream, stops at 255)
 
 
 class JSONFixError(ValueError):
@@ -32,14 +38,68 @@ def loads(text: str, *, complete: bool = True):
     are added; an open string or a dangling key, comma or colon is an error."""
     text = clean(text)
     try:
-        return json.loads(text, strict=False)
+        return decode(text)
     except ValueError:
         pass
     fixed = _Repair(text).run(complete)
     try:
-        return json.loads(fixed, strict=False)
+        return decode(fixed)
+    except JSONFixError:
+        raise
     except ValueError as e:
         raise JSONFixError(f"invalid JSON ({e.msg} at character {e.pos})") from None
+
+
+def decode(text: str):
+    """json.loads, lenient about control characters in strings, with lone surrogates from
+    `\\ud83c`-style escapes replaced by U+FFFD (they cannot be encoded later)."""
+    try:
+        value = json.loads(text, strict=False)
+        return scrub(value) if "\\u" in text else value
+    except RecursionError:
+        raise JSONFixError("invalid JSON (nested too deeply)") from None
+
+
+def dumps(value, *, sort_keys: bool = False) -> str:
+    """Compact JSON text. orjson first (fast); values it refuses (nested past 255 levels,
+    integers past 64 bits) go through the json module instead of failing the request."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else 0).decode()
+    except TypeError:
+        pass
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=sort_keys,
+                          default=str)
+    except (RecursionError, ValueError, TypeError):
+        return json.dumps(str(value), ensure_ascii=False)
+
+
+def encodable(value) -> bool:
+    """orjson (the encoders' library) can write `value`: no integer past 64 bits, no
+    nesting past its limit."""
+    try:
+        orjson.dumps(value)
+    except TypeError:
+        return False
+    return True
+
+
+def too_deep(value, budget: int = MAX_DEPTH) -> bool:
+    if isinstance(value, dict):
+        value = list(value.values())
+    if not isinstance(value, list):
+        return False
+    return budget == 0 or any(too_deep(v, budget - 1) for v in value)
+
+
+def scrub(value):
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {scrub(k): scrub(v) for k, v in value.items()}
+    return value
 
 
 class _Repair:

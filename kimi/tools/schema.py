@@ -25,10 +25,10 @@ def deref(schema, root: dict | None):
         if not isinstance(schema, dict) or "$ref" not in schema or not root:
             break
         ref = schema["$ref"]
-        if not isinstance(ref, str) or not ref.startswith("#/"):
+        if not isinstance(ref, str) or not (ref == "#" or ref.startswith("#/")):
             break
         node = root
-        for part in ref[2:].split("/"):
+        for part in ref[2:].split("/") if ref != "#" else ():
             node = node.get(part.replace("~1", "/").replace("~0", "~")) \
                 if isinstance(node, dict) else None
         schema = node if isinstance(node, dict) else {}
@@ -46,8 +46,16 @@ def type_ok(value, schema: dict) -> bool:
     return not ts or any(_TYPES.get(t, lambda v: True)(value) for t in ts)
 
 
-def validate(value, schema: dict | None, *, root: dict | None = None, path: str = "$") -> list[str]:
-    """Every way `value` breaks `schema`, each message naming the path ($.a.b[0])."""
+def validate(value, schema: dict | None, *, root: dict | None = None) -> list[str]:
+    """Every way `value` breaks `schema`, each message naming the path ($.a.b[0]). `root`
+    is the document `$ref`s point into (default: `schema` itself)."""
+    try:
+        return _validate(value, schema, root=root, path="$")
+    except RecursionError:
+        return ["$: nested too deeply to check"]
+
+
+def _validate(value, schema, *, root: dict | None, path: str) -> list[str]:
     if not isinstance(schema, dict):
         return []
     root = root if root is not None else schema
@@ -58,14 +66,14 @@ def validate(value, schema: dict | None, *, root: dict | None = None, path: str 
     for key, check in (("allOf", all), ("anyOf", any)):
         subs = schema.get(key)
         if isinstance(subs, list) and subs:
-            results = [validate(value, s, root=root, path=path) for s in subs]
+            results = [_validate(value, s, root=root, path=path) for s in subs]
             if key == "allOf":
                 errors += [e for r in results for e in r]
             elif not any(not r for r in results):
                 errors.append(f"{path}: matches none of the anyOf schemas ({results[0][0]})")
     subs = schema.get("oneOf")
     if isinstance(subs, list) and subs:
-        ok = sum(1 for s in subs if not validate(value, s, root=root, path=path))
+        ok = sum(1 for s in subs if not _validate(value, s, root=root, path=path))
         if ok != 1:
             errors.append(f"{path}: must match exactly one oneOf schema (matches {ok})")
     if isinstance(value, dict):
@@ -128,11 +136,11 @@ def _object(value: dict, schema: dict, root: dict, path: str) -> list[str]:
     for key, item in value.items():
         sub = f"{path}.{key}"
         if key in props:
-            errors += validate(item, props[key], root=root, path=sub)
+            errors += _validate(item, props[key], root=root, path=sub)
         elif extra is False:
             errors.append(f"{path}: unexpected property {key!r}")
         elif isinstance(extra, dict):
-            errors += validate(item, extra, root=root, path=sub)
+            errors += _validate(item, extra, root=root, path=sub)
     return errors
 
 
@@ -145,5 +153,5 @@ def _array(value: list, schema: dict, root: dict, path: str) -> list[str]:
     items = schema.get("items")
     if isinstance(items, dict):
         for i, item in enumerate(value):
-            errors += validate(item, items, root=root, path=f"{path}[{i}]")
+            errors += _validate(item, items, root=root, path=f"{path}[{i}]")
     return errors

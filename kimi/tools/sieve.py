@@ -3,8 +3,16 @@
 Text passes through at once except a tail that could still become an opener (never longer
 than the longest opener). A block runs from a confirmed opener to its closer and comes out
 whole: a ParsedCall per call, or a BadBlock carrying the raw text. Markers inside code fences
-or inline code are text, except a fence holding only valid calls at the end of the reply.
-Text after the last call is dropped (it is usually an invented result).
+or inline code are text, except a fence holding only valid calls at the end of the reply (or
+right before another call). A reply whose first non-blank character is `{` is held until its
+first JSON value is complete, since the whole reply may be one call (F7).
+
+Decisions: a complete block naming an undeclared tool, or a tool that tool_choice rules out
+(none / named / allowed), is a BadBlock, never a call: the runner shows its raw text or asks
+for a correction. A block is all or nothing (one bad call in a wrapper makes the whole block
+bad). With parallel off only the first call counts; an exact repeat of a call (same name, same
+arguments) in one reply is dropped; both are counted in `dropped`. Text after the last call
+is dropped and sets `draining` (unless drain_after_calls is off: then it is text again).
 
 Every decision depends only on the text seen, never on where the chunks were cut, so the
 joined output is the same however the answer is chunked.
@@ -14,22 +22,19 @@ from __future__ import annotations
 
 import re
 
-import orjson
-
 from kimi.canonical.tools import Tools
 
-from . import markers
-from .blocks import BadBlock, BlockError, Catalogue, ParsedCall, parse, whole_reply
+from . import jsonfix, markers
+from .blocks import BadBlock, BlockError, Catalogue, ParsedCall, parse
+from .held import WS as _WS, HeldStates
 
 MAX_BLOCK = 2 * 1024 * 1024     # characters; a larger block is released as text
-FENCE_HEAD = 256                # how far a fence head is read to see whether it holds calls
 _SPECIAL = re.compile(r"[<\[`\n]")
-_WS = " \t\r\n"
 
 Output = list  # of str | ParsedCall | BadBlock
 
 
-class ToolSieve:
+class ToolSieve(HeldStates):
     def __init__(self, tools: Tools, *, drain_after_calls: bool = True,
                  max_block: int = MAX_BLOCK, whole_json: bool = True):
         self._tools, self._cat = tools, Catalogue(tools)
@@ -47,7 +52,12 @@ class ToolSieve:
 
     # -- public ---------------------------------------------------------------------------
     def feed(self, text: str) -> Output:
-        self._buf += text
+        # Appended through a local with no other reference, so CPython grows the string in
+        # place instead of copying the held block on every piece.
+        buf, self._buf = self._buf, ""
+        buf += text
+        self._buf = buf
+        del buf
         self._run(False)
         return self._take()
 
@@ -93,51 +103,55 @@ class ToolSieve:
                 self._emit(buf[:j])
                 self._scan, self._json = 0, [0, False, False]
                 return self._to(self._whole, buf[j:])
-        i, n = 0, len(buf)
-        while i < n:
-            if self._line_start:
-                step = self._line(buf, i, final)
-                if step is None:
-                    break
-                if step is not True:
-                    i = step
-                    continue
+        i = 0
+        while i < len(buf):
+            step = self._step(buf, i, final)
+            if step is None:
+                break
+            if step is True:
                 self._emit(buf[:i])
                 return self._to(self._fence_head, buf[i:])
-            if self._fence:
-                j = buf.find("\n", i)
-                i, self._line_start = (n, False) if j < 0 else (j + 1, True)
+            if isinstance(step, int):
+                i = step
                 continue
-            m = _SPECIAL.search(buf, i)
-            if not m:
-                i = n
-                break
-            i = m.start()
-            c = buf[i]
-            if c == "\n":
-                i, self._inline, self._line_start = i + 1, 0, True
-            elif c == "`":
-                j = i
-                while j < n and buf[j] == "`":
-                    j += 1
-                if j == n and not final:
-                    break
-                self._inline = 0 if self._inline == j - i else self._inline or j - i
-                i = j
-            elif self._inline:
-                i += 1
-            else:
-                got = markers.match(buf, i, final)
-                if got == "partial":
-                    break
-                if got is None:
-                    i += 1
-                    continue
-                self._emit(buf[:i])
-                return self._open(got[0], buf[i:])
+            marker, i = step
+            self._emit(buf[:i])
+            return self._open(marker, buf[i:])
         self._emit(buf[:i])
         self._buf = buf[i:]
         return False
+
+    def _step(self, buf: str, i: int, final: bool):
+        """Scan ordinary text from `i`: the next index, None when more text is needed, True
+        when a fence opens at `i`, or (Marker, index) of a confirmed opener."""
+        if self._line_start:
+            return self._line(buf, i, final)
+        if self._fence:
+            j = buf.find("\n", i)
+            self._line_start = j >= 0
+            return len(buf) if j < 0 else j + 1
+        m = _SPECIAL.search(buf, i)
+        if not m:
+            return len(buf)
+        i = m.start()
+        c = buf[i]
+        if c == "\n":
+            self._inline, self._line_start = 0, True
+            return i + 1
+        if c == "`":
+            j = i
+            while j < len(buf) and buf[j] == "`":
+                j += 1
+            if j == len(buf) and not final:
+                return None
+            self._inline = 0 if self._inline == j - i else self._inline or j - i
+            return j
+        if self._inline:
+            return i + 1
+        got = markers.match(buf, i, final)
+        if got == "partial":
+            return None
+        return i + 1 if got is None else (got[0], i)
 
     def _line(self, buf: str, i: int, final: bool):
         """At the start of a line: the index to go on from, True for an opening fence, None
@@ -179,145 +193,6 @@ class ToolSieve:
         self._fence = None
         self._line_start = e >= 0
         return len(buf) if e < 0 else e + 1
-
-    # -- fences -----------------------------------------------------------------------------
-    def _fence_head(self, final: bool) -> bool:
-        """A fence opens at buf[0]: hold it while its first non-blank line may be a call."""
-        buf = self._buf
-        j = len(buf) - len(buf.lstrip(" "))
-        char, k = buf[j], j
-        while k < len(buf) and buf[k] == char:
-            k += 1
-        e = buf.find("\n", k, FENCE_HEAD + 1)
-        known = e >= 0 or final or len(buf) > FENCE_HEAD     # where the fence line ends is known
-        end = e if e >= 0 else min(len(buf), FENCE_HEAD + 1)
-        if char == "`" and buf.find("`", k, end) >= 0:
-            self._line_start = False            # ```x``` is inline code, not a fence
-            return self._to(self._text, buf)
-        if not known:
-            return False
-        verdict = self._head_verdict(buf, e, final) if e >= 0 else "plain"
-        if verdict is None:
-            return False
-        self._fence = (char, k - j)
-        if verdict == "plain":
-            self._emit(buf[:k])
-            self._line_start = False
-            return self._to(self._text, buf[k:])
-        self._fence_json, self._scan = verdict == "json", e + 1
-        self._content_at = e + 1
-        return self._to(self._fence_body, buf)
-
-    def _head_verdict(self, buf: str, e: int, final: bool):
-        """"call" / "json" when the fence's first non-blank line starts a call, "plain" when
-        not, None when more text is needed."""
-        p = e + 1
-        while p < len(buf) and buf[p] in _WS:
-            p += 1
-        if p > FENCE_HEAD:
-            return "plain"
-        if p >= len(buf):
-            return "plain" if final else None
-        if self._virgin and buf[p] == "{":
-            return "json"
-        got = markers.match(buf, p, final)
-        if got == "partial":
-            return None
-        return "plain" if got is None else "call"
-
-    def _fence_body(self, final: bool) -> bool:
-        """Hold the fence until its closing line; keep it as calls only if it holds nothing else."""
-        buf, (char, length) = self._buf, self._fence
-        closing = re.compile(rf" {{0,3}}{re.escape(char)}{{{length},}}[ \t]*(\n|$)")
-        while self._scan <= self._max:
-            e = buf.find("\n", self._scan)
-            line_end = e + 1 if e >= 0 else len(buf)
-            if e < 0 and not final:
-                break
-            if closing.fullmatch(buf, self._scan, line_end):
-                return self._fence_done(buf[:line_end], self._content_at, self._scan,
-                                        buf[line_end:])
-            if e < 0:
-                return self._fence_done(buf, self._content_at, len(buf), "")
-            self._scan = line_end
-        if self._scan > self._max:
-            self._emit(buf[:self._scan])
-            self._line_start = True
-            return self._to(self._text, buf[self._scan:])
-        return False
-
-    def _fence_done(self, raw: str, start: int, end: int, rest: str) -> bool:
-        inner = ToolSieve(self._tools, max_block=self._max, whole_json=self._fence_json)
-        out = inner.feed(raw[start:end]) + inner.close()
-        if inner.calls and not inner.draining and all(
-                isinstance(x, ParsedCall) or (isinstance(x, str) and not x.strip(_WS))
-                for x in out):
-            self._held = (raw, [x for x in out if isinstance(x, ParsedCall)])
-            return self._to(self._fence_held, rest)
-        self._fence = None
-        self._emit(raw)
-        self._line_start = raw.endswith("\n")
-        return self._to(self._text, rest)
-
-    def _fence_held(self, final: bool) -> bool:
-        """Fenced calls count only at the end of the reply or before another call."""
-        buf = self._buf
-        p = len(buf) - len(buf.lstrip(_WS))
-        got = markers.match(buf, p, final) if p < len(buf) else None
-        if (p == len(buf) and not final) or got == "partial":
-            return False
-        raw, calls = self._held
-        self._fence = None
-        if p == len(buf) or got is not None:
-            return self._accept(calls, buf)
-        self._emit(raw)
-        self._line_start = raw.endswith("\n")
-        return self._to(self._text, buf)
-
-    # -- whole-reply JSON (F7) ----------------------------------------------------------------
-    def _whole(self, final: bool) -> bool:
-        buf = self._buf
-        end = self._json_end(buf)
-        if end > self._max:
-            return self._not_whole(buf)
-        if end < 0:
-            if final or self._scan > self._max:
-                return self._not_whole(buf)
-            return False
-        if buf[end:].strip(_WS):
-            return self._not_whole(buf)
-        if not final:
-            return False
-        try:
-            calls = whole_reply(buf[:end], self._cat)
-        except BlockError as e:
-            return self._bad(buf, str(e), "")
-        if calls is None:
-            return self._not_whole(buf)
-        return self._accept(calls, "")
-
-    def _not_whole(self, buf: str) -> bool:
-        self._virgin = False
-        return self._to(self._text, buf)
-
-    def _json_end(self, buf: str) -> int:
-        """End of the first balanced JSON value in buf (scanned incrementally), or -1."""
-        depth, in_str, esc = self._json
-        i = self._scan
-        for i in range(self._scan, len(buf)):
-            c = buf[i]
-            if in_str:
-                esc, in_str = (False, True) if esc else (c == "\\", c != '"')
-            elif c == '"':
-                in_str = True
-            elif c in "{[":
-                depth += 1
-            elif c in "}]":
-                depth -= 1
-                if depth == 0:
-                    return i + 1
-        self._json, self._scan = [depth, in_str, esc], len(buf)
-        return -1
 
     # -- CALL -----------------------------------------------------------------------------
     def _open(self, marker, buf: str) -> bool:
@@ -365,8 +240,10 @@ class ToolSieve:
     def _first_chars(self) -> str | None:
         """What the body may start with; a freeform tool's body may start with anything."""
         m = self._marker
-        if m.key == "tool_call" and "name" in self._attrs:
-            spec = self._cat.specs.get(self._cat.resolve_name(self._attrs["name"]) or "")
+        name = next((self._attrs[k] for k in ("name", "tool", "function") if k in self._attrs),
+                    None)
+        if m.key == "tool_call" and name is not None:
+            spec = self._cat.specs.get(self._cat.resolve_name(name) or "")
             if spec is not None and spec.kind.value == "custom":
                 return None
         return m.first
@@ -433,7 +310,7 @@ class ToolSieve:
         self._virgin = False
         for call in calls:
             sig = call.name + "\0" + (call.arguments if isinstance(call.arguments, str) else
-                                      orjson.dumps(call.arguments, option=orjson.OPT_SORT_KEYS).decode())
+                                      jsonfix.dumps(call.arguments, sort_keys=True))
             if sig in self._seen or (self.calls and not self._parallel):
                 self.dropped += 1
                 continue

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import re
 
-import orjson
-
 from kimi.canonical.tools import OutputFormat
 
 from . import jsonfix
@@ -18,6 +16,9 @@ __all__ = ["corrective_json_prompt", "first_json_value", "json_instruction", "va
 
 _STARTS = re.compile(r"[{\[]")
 _DECODER = json.JSONDecoder(strict=False)
+# Candidate `{` / `[` positions tried, and how many of them may be repaired (a repair reads to
+# the end of the text): prose full of braces stays linear.
+_MAX_STARTS, _MAX_REPAIRS = 256, 8
 
 
 def json_instruction(fmt: OutputFormat) -> str:
@@ -28,7 +29,7 @@ def json_instruction(fmt: OutputFormat) -> str:
         name = f' "{fmt.name}"' if fmt.name else ""
         text = ("[Answer with one JSON value only, valid against the JSON Schema"
                 f"{name} below: no prose, no markdown code fence, nothing before or after it.]\n"
-                f"JSON Schema: {orjson.dumps(fmt.schema).decode()}")
+                f"JSON Schema: {jsonfix.dumps(fmt.schema)}")
     else:
         text += "\n[The value must be a JSON object.]"
     return text
@@ -37,17 +38,27 @@ def json_instruction(fmt: OutputFormat) -> str:
 def first_json_value(text: str) -> object | None:
     """The first complete JSON object or array in `text` (fences and prose around it are
     ignored; trailing commas, single quotes and Python literals are repaired). A reply that is
-    only a JSON scalar gives that scalar. None when there is no JSON value."""
-    whole = jsonfix.clean(text)
+    only a JSON scalar gives that scalar. None when there is no JSON value (or one nested
+    more than jsonfix.MAX_DEPTH levels deep, or holding an integer past 64 bits)."""
+    value = _first_json_value(text)
+    return None if jsonfix.too_deep(value) or not jsonfix.encodable(value) else value
+
+
+def _first_json_value(text: str) -> object | None:
+    """The first value found, before the depth check."""
     try:
-        return json.loads(whole, strict=False)
+        return jsonfix.decode(jsonfix.clean(text))
     except ValueError:
         pass
-    for m in _STARTS.finditer(text):
+    for tries, m in enumerate(_STARTS.finditer(text)):
+        if tries == _MAX_STARTS:
+            break
         try:
-            return _DECODER.raw_decode(text, m.start())[0]
-        except ValueError:
+            return jsonfix.scrub(_DECODER.raw_decode(text, m.start())[0])
+        except (ValueError, RecursionError):
             pass
+        if tries >= _MAX_REPAIRS:
+            continue
         try:
             value = jsonfix.loads(text[m.start():], complete=False)
         except jsonfix.JSONFixError:

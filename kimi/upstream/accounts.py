@@ -37,6 +37,7 @@ class Account:
         self.session: aiohttp.ClientSession | None = None
         self.last_used = 0.0
         self.refreshes = 0
+        self.refreshed_at: float | None = None     # wall clock of the last token refresh
         self.restored = False               # stored (rotated) tokens looked up yet?
 
     @property
@@ -97,6 +98,22 @@ class AccountPool:
             found = self._aliases.get(alias)
             return found if found is not None and found.origin == "config" else None
         return next((a for a in candidates if a.alias == alias), None)
+
+    def add(self, account: Account) -> None:
+        """A server account added while running (the operator console)."""
+        if account not in self.accounts:
+            self.accounts.append(account)
+            self._aliases[account.alias] = account
+            self._ready.add(account)
+
+    def remove(self, account: Account) -> None:
+        """A server account taken out while running (disabled or removed); streams in
+        flight on it finish."""
+        if account in self.accounts:
+            self.accounts.remove(account)
+        if self._aliases.get(account.alias) is account:
+            del self._aliases[account.alias]
+        self._ready.remove(account)
 
     def all_accounts(self) -> list[Account]:
         return self.accounts + list(self._client_accounts.values())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import aiohttp
 import orjson
@@ -128,6 +129,7 @@ class TokenManager:
         if account.state == DEAD:
             account.state, account.last_error = HEALTHY, None
         account.refreshes += 1
+        account.refreshed_at = time.time()
         log.info("refreshed access token for %s", account.alias)
         return access
 

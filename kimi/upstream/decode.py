@@ -15,6 +15,8 @@ from ..errors import (GatewayError, InvalidRequest, NotFound, PaymentRequired, P
 # Kimi: overload reasons that another account (or a later try) may well not hit.
 RETRYABLE_REASONS = {"REASON_SERVER_OVERLOADED_FOR_FREE_USER", "REASON_COMPLETION_OVERLOADED",
                      "REASON_CHAT_STREAM_PUSHING"}
+# Kimi: the service is busy (not this account's limit): code "upstream_overloaded".
+OVERLOADED = {"REASON_SERVER_OVERLOADED_FOR_FREE_USER", "REASON_COMPLETION_OVERLOADED"}
 CONTEXT_TOO_LONG = "REASON_TOKEN_LENGTH_TOO_LONG"
 _BLOCKED = {"MESSAGE_STATUS_BLOCKED", "MESSAGE_STATUS_FILTERED", "MESSAGE_STATUS_REJECTED"}
 
@@ -168,8 +170,9 @@ def map_connect_error(error, http_status: int | None = None,
                  or (code == "resource_exhausted" and not reason) or (http_status or 0) >= 500
                  or http_status == 429)
     label = ", ".join(x for x in (code, reason) if x)
+    ours = f"upstream_{code}" if code else "upstream_error"
     return cls(f"Kimi: {text}" + (f" ({label})" if label else ""),
-               code=f"upstream_{code}" if code else "upstream_error",
+               code="upstream_overloaded" if reason in OVERLOADED else ours,
                retry_after=retry_after, retryable=retryable)
 
 

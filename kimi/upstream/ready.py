@@ -16,7 +16,7 @@ class ReadyAccounts:
     def __init__(self, accounts: list, max_streams: int):
         self._levels: list[dict] = [dict.fromkeys(accounts)] + [{} for _ in range(max_streams - 1)]
         self._parked: dict = {}
-        self._members = frozenset(accounts)
+        self._members = set(accounts)
         self._next_review = 0.0
 
     @property
@@ -44,6 +44,17 @@ class ReadyAccounts:
             if found is not None:
                 return found
         return None
+
+    def add(self, acct) -> None:
+        self._members.add(acct)
+        if acct.in_flight < len(self._levels):
+            self._levels[acct.in_flight][acct] = None
+
+    def remove(self, acct) -> None:
+        self._members.discard(acct)
+        self._parked.pop(acct, None)
+        for level in self._levels:
+            level.pop(acct, None)
 
     def moved(self, acct, before: int) -> None:
         """`acct.in_flight` changed from `before`: it goes to the end of its new level."""

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ..errors import Unauthorized
-from .keys import CONFIG, SERVICE
+from .keys import API_KEYS, CONFIG, SERVICE
+from .middleware import TRACE
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,22 +29,30 @@ def bearer(request: web.Request) -> str | None:
 def caller_of(request: web.Request) -> Caller:
     """The caller of a request, with the app's API keys and accounts."""
     config, service = request.app[CONFIG], request.app[SERVICE]
-    return authenticate(request, config.server.api_keys, bool(service.pool.accounts))
+    caller = authenticate(request, config.server.api_keys, bool(service.pool.accounts),
+                          request.app.get(API_KEYS))
+    if TRACE in request:
+        request[TRACE].api_key = caller.api_key_id     # for the console's traffic record
+    return caller
 
 
-def authenticate(request: web.Request, api_keys: tuple[str, ...], has_server_tokens: bool) -> Caller:
+def authenticate(request: web.Request, api_keys: tuple[str, ...], has_server_tokens: bool,
+                 stored=None) -> Caller:
     """With API keys configured, one must be presented and server accounts are used.
     Without, a Bearer of Kimi tokens is passed through; with server tokens configured, a
     Bearer that is not a Kimi JWT (many clients insist on some key) selects the server accounts."""
     presented = bearer(request)
-    if api_keys:
+    if api_keys or (stored is not None and stored.active):
         if presented is None:
-            raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'",
+            raise Unauthorized("missing API key: send 'Authorization: Bearer <key>' (or "
+                               "'x-api-key: <key>')",
                                code="missing_api_key")
         match = None
         for i, key in enumerate(api_keys):
             if hmac.compare_digest(presented.encode(), key.encode()):
                 match = str(i)
+        if match is None and stored is not None:
+            match = stored.match(presented)     # keys created in the console
         if match is None:
             raise Unauthorized("invalid API key", code="invalid_api_key")
         return Caller(api_key_id=match)

@@ -8,7 +8,7 @@ import orjson
 from aiohttp import web
 
 from ..errors import InvalidRequest
-from .inline import BodyScanner
+from .inline import RAW_KEYS, BodyScanner
 from .keys import CONFIG
 from .middleware import CLEANUP
 
@@ -16,12 +16,13 @@ LARGE_BODY = 8 * 1024 * 1024
 CHUNK = 256 * 1024
 
 
-async def read_json(request: web.Request, claim=None):
-    """The parsed body. Large base64 data URLs in it are decoded while it streams in
-    (web/inline.py); `claim(body, take)` calls take(container, key) where the caller wants
-    such a value to stay decoded (an InlinePayload, closed when the request ends). Every
-    other one is put back as the text it was."""
-    scanner = BodyScanner(request.app[CONFIG].files.max_mb * 1024 * 1024)
+async def read_json(request: web.Request, claim=None, raw_keys: tuple[bytes, ...] = RAW_KEYS):
+    """The parsed body. Large base64 data URLs in it (and values of the `raw_keys` members,
+    plain base64) are decoded while it streams in (web/inline.py); `claim(body, take)` calls
+    take(container, key) where the caller wants such a value to stay decoded (an
+    InlinePayload, closed when the request ends). Every other one is put back as the text it
+    was."""
+    scanner = BodyScanner(request.app[CONFIG].files.max_mb * 1024 * 1024, raw_keys)
     try:
         size = await _read_body(request, scanner)
         if not size:

@@ -72,6 +72,14 @@ CLIENTS = (
       ("API Key", "{key}"), ("Completion mode", "Chat")]),
     ("one-api / new-api", "Channels \u2192 Add channel, type OpenAI",
      [("Base URL", "{base}"), ("Key", "{key}"), ("Models", "{models}")]),
+    ("Claude Code", "environment variables (or \"env\" in ~/.claude/settings.json)",
+     [("ANTHROPIC_BASE_URL", "{base}"), ("ANTHROPIC_AUTH_TOKEN", "{key}"),
+      ("ANTHROPIC_MODEL", "claude-sonnet-4-5"),
+      ("ANTHROPIC_DEFAULT_HAIKU_MODEL", "claude-haiku-4-5"),
+      ("CLAUDE_AUTOCOMPACT_PCT_OVERRIDE", "70")]),
+    ("Cherry Studio (Anthropic)", "Settings \u2192 Model Provider \u2192 Add, type Anthropic",
+     [("API Host", "{base}"), ("API Key", "{key}"),
+      ("Models", "claude-sonnet-4-5,claude-haiku-4-5")]),
 )
 
 

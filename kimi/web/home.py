@@ -20,7 +20,7 @@ from aiohttp import web
 from .. import __version__
 from ..canonical.models import MODELS
 from .examples import CLIENTS, EXAMPLES, fill
-from .keys import CATALOGUE, CONFIG, STARTED_AT
+from .keys import API_KEYS, CATALOGUE, CONFIG, STARTED_AT
 from .status import is_usable, server_accounts, state_counts
 
 PAGE = files(__package__).joinpath("home.html").read_text(encoding="utf-8")
@@ -44,7 +44,9 @@ async def home(request: web.Request) -> web.Response:
     accounts = server_accounts(request.app)
     counts = state_counts(accounts)
     base = base_url(request)
-    key, key_help = _key_guidance(bool(config.server.api_keys), bool(accounts))
+    stored = request.app.get(API_KEYS)      # keys made in the console
+    needs_key = bool(config.server.api_keys) or (stored is not None and stored.active)
+    key, key_help = _key_guidance(needs_key, bool(accounts))
     usable = any(is_usable(a, time.time()) for a in accounts)
     page = TEMPLATE.substitute(
         version=html.escape(__version__), base=html.escape(base), key_help=key_help,
@@ -76,7 +78,8 @@ def base_url(request: web.Request) -> str:
 def _key_guidance(has_api_keys: bool, has_accounts: bool) -> tuple[str, str]:
     if has_api_keys:
         return "YOUR_GATEWAY_API_KEY", (
-            "one of this gateway's API keys (<code>[server] api_keys</code>), sent as "
+            "one of this gateway's API keys (<code>[server] api_keys</code>, or made in the "
+            "operator console), sent as "
             "<code>Authorization: Bearer &lt;key&gt;</code>.")
     if has_accounts:
         return "anything", (

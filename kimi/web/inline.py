@@ -3,7 +3,8 @@
 Parsed whole, a body carrying a document holds its base64 text (1.33x the document), the
 parsed string and the decoded bytes at once. Instead the body streams through BodyScanner:
 an object member's value longer than INLINE_MIN that starts with "data:" and declares
-";base64," (or any value of a "file_data" member: OpenAI's raw base64 form) is decoded piece
+";base64," (or any value of a raw-base64 member: OpenAI's "file_data", Anthropic's "data",
+as the reading dialect names them) is decoded piece
 by piece into an InlinePayload (in memory, past SPILL bytes in an unlinked temporary file,
 hashed on the way) and replaced in the JSON text by a marker that carries a random
 per-request nonce, so no client string can pass for one. The text parsed is then small.
@@ -19,6 +20,7 @@ what the client sent and answers as it always did (that path costs the old memor
 from __future__ import annotations
 
 import binascii
+import functools
 import hashlib
 import os
 import re
@@ -35,8 +37,16 @@ ENCODE_SLICE = 3 << 18      # a multiple of 3: slices encode to base64 without p
 # A JSON string's content up to its closing quote (or a backslash ending the chunk), in C.
 _STRING_BODY = re.compile(rb'(?:[^"\\]++|\\.)*+', re.S)
 # Text outside strings and whole strings that cannot matter, skipped in C: it stops at a
-# string that starts with "data:", at a "file_data" key, and at a string the chunk cuts.
-_PLAIN = re.compile(rb'(?:[^"]++|"(?!data:|file_data")(?:[^"\\]++|\\.)*+")*+', re.S)
+# string that starts with "data:", at a raw-base64 key, and at a string the chunk cuts.
+RAW_KEYS = (b"file_data",)
+
+
+@functools.cache
+def _plain(raw_keys: tuple[bytes, ...]) -> re.Pattern:
+    stops = b"|".join([b"data:"] + [re.escape(k) + b'"' for k in raw_keys])
+    return re.compile(rb'(?:[^"]++|"(?!' + stops + rb')(?:[^"\\]++|\\.)*+")*+', re.S)
+
+
 _WHITESPACE = b" \t\r\n"
 QUOTE, COLON, BACKSLASH = 0x22, 0x3A, 0x5C
 
@@ -118,7 +128,7 @@ class BodyScanner:
     """feed(chunk) any number of times, then finish(): `out` is the JSON text to parse and
     `payloads` maps each marker in it to its content."""
 
-    def __init__(self, max_bytes: int):
+    def __init__(self, max_bytes: int, raw_keys: tuple[bytes, ...] = RAW_KEYS):
         self.out = bytearray()
         self.payloads: dict[str, InlinePayload] = {}
         self._max_bytes = max_bytes
@@ -127,8 +137,10 @@ class BodyScanner:
         self._last = 0              # the last byte outside strings that is not whitespace
         self._escaped = False       # inside a string: the next byte is escaped
         self._head = bytearray()    # the first bytes of a value that may be a data URL
-        self._raw = False           # that value is a "file_data": raw base64 is taken too
-        self._after_key = False     # the string being read may be a "file_data" key
+        self._plain = _plain(raw_keys)
+        self._keys = tuple(b'"' + k + b'"' for k in raw_keys)
+        self._raw = False           # that value is a raw-base64 member's: taken too
+        self._after_key = False     # the string being read may be a raw-base64 key
         self._payload: InlinePayload | None = None
         self._carry = bytearray()   # base64 characters not decoded yet (less than 4, or padding)
 
@@ -181,8 +193,8 @@ class BodyScanner:
     # --- states: each consumes chunk from pos and returns where it stopped --------------
 
     def _outside(self, chunk: bytes, pos: int) -> int:
-        if not self._after_key:     # the value of a "file_data" is read here, not skipped
-            pos = self._copy_outside(chunk, pos, _PLAIN.match(chunk, pos).end())
+        if not self._after_key:     # the value of a raw-base64 key is read here, not skipped
+            pos = self._copy_outside(chunk, pos, self._plain.match(chunk, pos).end())
         quote = chunk.find(b'"', pos)
         self._copy_outside(chunk, pos, len(chunk) if quote < 0 else quote)
         if quote < 0:
@@ -190,12 +202,13 @@ class BodyScanner:
         self._after_key = False
         if self._last == COLON:         # an object member's value: maybe a data URL
             self._state, self._head = self._candidate, bytearray()
-            self._raw = self._member_is(b'"file_data"')
+            self._raw = any(self._member_is(key) for key in self._keys)
         else:
             self.out += b'"'
             self._state = self._text
-            # The "file_data" key, or the part of it this chunk holds.
-            self._after_key = b'"file_data"'.startswith(chunk[quote:quote + 11])
+            # A raw-base64 key, or the part of it this chunk holds.
+            self._after_key = any(key.startswith(chunk[quote:quote + len(key)])
+                                  for key in self._keys)
         return quote + 1
 
     def _copy_outside(self, chunk: bytes, pos: int, end: int) -> int:
@@ -239,7 +252,7 @@ class BodyScanner:
             comma = head.find(b",", 0, 2 * MAX_HEADER)
             header = _base64_header(bytes(head[:comma])) if comma > 0 else None
         else:
-            comma, header = -1, ""      # raw base64 (only a "file_data" gets here)
+            comma, header = -1, ""      # raw base64 (only a raw-base64 member gets here)
         if header is None:
             self.out += b'"' + head
             self._state = self._text

@@ -9,3 +9,4 @@ SERVICE = web.AppKey("service", Any)
 STARTED_AT = web.AppKey("started_at", float)
 CATALOGUE = web.AppKey("catalogue", Any)          # canonical.models.ModelCatalogue
 TOKEN_COUNTER = web.AppKey("token_counter", Any)  # usage.TokenCounter
+API_KEYS = web.AppKey("api_keys", Any)          # admin.keys.ApiKeys: keys made in the console

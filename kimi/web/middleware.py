@@ -29,20 +29,27 @@ TRACE_HOOKS = web.AppKey("trace_hooks", list)
 CLEANUP = web.RequestKey("cleanup", list)
 
 
-# How errors look on the wire, per dialect: [(matches(request), body(error) -> dict)]. The
-# first that matches renders the error; the last entry is the default (OpenAI's shape).
+# How errors look on the wire, per dialect: [(matches(request), body(error) -> dict,
+# status(error) -> int)]. The first that matches renders the error; the last entry is the
+# default (OpenAI's shape).
 ERROR_BODIES = web.AppKey("error_bodies", list)
 
 
-def add_error_body(app: web.Application, matches, body) -> None:
-    """A dialect's error shape, for the requests `matches(request)` says are its own."""
-    app.setdefault(ERROR_BODIES, []).insert(0, (matches, body))
+def add_error_body(app: web.Application, matches, body, status=None) -> None:
+    """A dialect's error shape, for the requests `matches(request)` says are its own;
+    `status(error)` when the dialect's status differs from the error's own."""
+    app.setdefault(ERROR_BODIES, []).insert(0, (matches, body, status or _own_status))
+
+
+def _own_status(e: GatewayError) -> int:
+    return e.status
 
 
 def error_response(request: web.Request, e: GatewayError) -> web.Response:
-    body = next(body for matches, body in request.app[ERROR_BODIES] if matches(request))
+    body, status = next((body, status) for matches, body, status in request.app[ERROR_BODIES]
+                        if matches(request))
     headers = {"Retry-After": str(int(e.retry_after))} if e.retry_after else None
-    return web.Response(status=e.status, body=orjson.dumps(body(e)),
+    return web.Response(status=status(e), body=orjson.dumps(body(e)),
                         content_type="application/json", headers=headers)
 
 

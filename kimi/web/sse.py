@@ -44,10 +44,15 @@ class _HeadersWithFirstWrite(web.StreamResponse):
 
 
 class SSEStream:
-    def __init__(self, request: web.Request, *, keepalive: float, headers: dict | None = None):
+    """`lead` goes out before anything else, keep-alives included (Anthropic's message_start
+    must be the first event); `ping` is the dialect's keep-alive record."""
+
+    def __init__(self, request: web.Request, *, keepalive: float, headers: dict | None = None,
+                 lead: bytes = b"", ping: bytes = KEEPALIVE):
         self.request = request
         self.resp = _HeadersWithFirstWrite(headers={**SSE_HEADERS, **(headers or {})})
         self.keepalive = keepalive
+        self.lead, self.ping = lead, ping
         self.accepted = False
         self.last_write = time.monotonic()
         self._starting: asyncio.Lock | None = asyncio.Lock()
@@ -67,8 +72,9 @@ class SSEStream:
         """The first write goes out at once (with the headers); later ones are held until
         `flush()`, which the stream calls at each FLUSH event, i.e. once per upstream read."""
         if self._starting is not None:
+            lead, self.lead = self.lead, b""    # taken before the await: one writer sends it
             await self._start()
-            await self.resp.write(data)
+            await self.resp.write(lead + data if lead else data)
         else:
             self._pending.append(data)
             self._pending_size += len(data)
@@ -91,7 +97,7 @@ class SSEStream:
             if delay > 0:
                 await asyncio.sleep(delay)
             elif self.accepted:
-                await self.write(KEEPALIVE)
+                await self.write(self.ping)
                 try:
                     await self.flush()
                 except ConnectionResetError:

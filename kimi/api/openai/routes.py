@@ -6,11 +6,11 @@ import orjson
 from aiohttp import web
 
 from ...canonical.events import collect
-from ...errors import NotFound
 from ...web.auth import caller_of
 from ...web.body import read_json
 from ...web.keys import CATALOGUE, SERVICE
 from ...web.middleware import add_error_body
+from ..models import add_models_shape
 from ..turns import conversation_headers, first_token, open_turn, stream_turn
 from .attachments import claim_inline_parts
 from .decode import decode_chat_request
@@ -50,19 +50,12 @@ def _response_id(turn) -> str:
     return new_completion_id()
 
 
-async def models(request: web.Request) -> web.Response:
-    return web.Response(body=orjson.dumps(models_body(request.app[CATALOGUE].list())),
-                        content_type="application/json")
+def _models(request: web.Request) -> dict:
+    return models_body(request.app[CATALOGUE].list())
 
 
-async def model(request: web.Request) -> web.Response:
-    wanted = request.match_info["model"]
-    for entry in models_body(request.app[CATALOGUE].list())["data"]:
-        if entry["id"] == wanted:
-            return web.Response(body=orjson.dumps(entry), content_type="application/json")
-    raise NotFound(f"no model '{wanted}' in the catalogue (any name still works in a chat "
-                   "request: unknown names fall back to the default model)", param="model",
-                   code="model_not_found")
+def _model(request: web.Request, wanted: str) -> dict | None:
+    return next((e for e in _models(request)["data"] if e["id"] == wanted), None)
 
 
 def _scope(request: web.Request) -> str:
@@ -89,10 +82,9 @@ async def delete_conversation(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     add_error_body(app, lambda request: True, error_body)     # the default shape
+    add_models_shape(app, lambda request: True, _models, _model)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/chat/completions/{conversation_id}", chat_completions_stateful)
-    app.router.add_get("/v1/models", models)
-    app.router.add_get("/v1/models/{model}", model)
     app.router.add_get("/v1/conversations", list_conversations)
     app.router.add_get("/v1/conversations/{conversation_id}", get_conversation)
     app.router.add_delete("/v1/conversations/{conversation_id}", delete_conversation)

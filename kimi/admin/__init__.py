@@ -1,0 +1,1 @@
+"""The operator console: accounts, API keys, traffic and conversations in the browser."""
