@@ -6,13 +6,14 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
 import sys
 
 from aiohttp import web
 
 from kimi import __version__
 from kimi.app import create_app
-from kimi.config import ConfigError, load_config
+from kimi.config import ConfigError, exposure_problem, load_config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kimi-gateway: config error: log level {level.lower()!r} is not one of "
               "debug, info, warning, error", file=sys.stderr)
         return 2
+    problem = exposure_problem(config, host)
+    if problem:
+        print(f"kimi-gateway: config error: {problem}", file=sys.stderr)
+        return 2
     if args.check_config:
         print(f"kimi-gateway: {config.source} is valid ({len(config.kimi.tokens)} account(s))")
         return 0
@@ -47,8 +52,12 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    accounts = len(config.kimi.tokens)
+    mode = f"accounts ({accounts})" if accounts else "pass-through (clients send Kimi tokens)"
     banner = (f"kimi-gateway {__version__} listening on http://{host}:{port} "
-              f"config={config.source} accounts={len(config.kimi.tokens)} "
+              f"config={config.source} accounts={accounts} mode={mode} "
+              f"upstream={config.kimi.base_url} store={os.path.abspath(config.store.path)} "
+              f"keys={'required' if config.server.api_keys else 'none'} "
               f"loop={type(loop).__module__.split('.')[0]}")
     app = create_app(config)
     app.on_startup.append(_freeze_startup_objects)
@@ -61,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"kimi-gateway: cannot listen on {host}:{port}: {e.strerror or e}", file=sys.stderr)
         return 1
+    logging.getLogger("kimi.app").info("kimi-gateway stopped (in-flight requests finished or "
+                                       "%gs grace over)", config.server.shutdown_grace_seconds)
     return 0
 
 

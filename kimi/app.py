@@ -15,9 +15,11 @@ from .admin.console import CONSOLE, TRAFFIC, Console
 from .admin.keys import ApiKeys
 from .admin.session import Sessions
 from .admin.traffic import TrafficLog
-from .api import admin_routes
+from .api import admin_routes, unserved
 from .api import models as model_routes
 from .api.anthropic import routes as anthropic_routes
+from .api.completions import routes as completions_routes
+from .api.gemini import routes as gemini_routes
 from .api.openai import routes as openai_routes
 from .canonical.models import ModelCatalogue
 from .chat.addresses import AddressPolicy
@@ -39,27 +41,39 @@ from .upstream.uploads import FileUploads
 from .upstream.files import FileUploader
 from .usage import load_counter
 from .web.home import home
-from .web.keys import API_KEYS, CATALOGUE, CONFIG, SERVICE, STARTED_AT, TOKEN_COUNTER
+from .web.budget import BodyBudget
+from .web.connections import handler_args
+from .web.cors import add_cors_headers, preflight
+from .web.keys import (API_KEYS, BODY_BUDGET, CATALOGUE, CONFIG, SERVICE, STARTED_AT, TOKEN_CHECKS,
+                       TOKEN_COUNTER)
 from .web.metrics import METRICS, Metrics, metrics_handler
 from .web.middleware import TRACE_HOOKS, errors_and_logs
+from .web.ratelimit import SlidingWindowLimit
 from .web.status import readyz
 
 log = logging.getLogger("kimi.app")
 
 
 def create_app(config: Config) -> web.Application:
-    app = web.Application(middlewares=[errors_and_logs],
+    app = web.Application(middlewares=[preflight, errors_and_logs],
+                          handler_args=handler_args(config.server.idle_connection_seconds),
                           client_max_size=config.server.max_body_mb * 1024 * 1024)
     app[CONFIG] = config
     app[STARTED_AT] = time.time()
     app[CATALOGUE] = ModelCatalogue()
     app[TOKEN_COUNTER] = load_counter()
     app[METRICS] = Metrics(app)
+    app[BODY_BUDGET] = BodyBudget(config.server.body_memory_mb * 1024 * 1024)
+    app[TOKEN_CHECKS] = SlidingWindowLimit(config.server.token_checks_per_minute)
     app[TRACE_HOOKS] = [app[METRICS].observe]
     app.cleanup_ctx.append(_services)
+    app.on_response_prepare.append(add_cors_headers)
     openai_routes.add_routes(app)
     anthropic_routes.add_routes(app)
     model_routes.add_routes(app)
+    gemini_routes.add_routes(app)
+    completions_routes.add_routes(app)
+    unserved.add_routes(app)
     admin_routes.add_routes(app)
     if config.admin.key:
         app[TRAFFIC] = TrafficLog(config.admin.traffic_records)

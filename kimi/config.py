@@ -6,8 +6,13 @@ names the key, so startup stops with a message a user can act on.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
+import ipaddress
+import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 
@@ -22,9 +27,14 @@ class ServerConfig:
     port: int = 8000
     api_keys: tuple[str, ...] = ()
     max_body_mb: int = 140
+    body_memory_mb: int = 1024
     log_level: str = "info"
     keepalive_seconds: float = 15.0
     shutdown_grace_seconds: float = 30.0
+    idle_connection_seconds: float = 15.0
+    token_checks_per_minute: int = 10
+    allow_open_access: bool = False
+    cors_origins: tuple[str, ...] = ("*",)
 
 
 @dataclass(frozen=True)
@@ -113,6 +123,8 @@ ENV_OVERRIDES = {
     "KIMI_BASE_URL": ("kimi", "base_url"),
     "KIMI_AUTH_URL": ("kimi", "auth_url"),
     "STORE_PATH": ("store", "path"),
+    "ALLOW_OPEN_ACCESS": ("server", "allow_open_access"),
+    "CORS_ORIGINS": ("server", "cors_origins"),
     "ADMIN_KEY": ("admin", "key"),
 }
 
@@ -139,13 +151,19 @@ def load_config(path: str | None, env: dict[str, str] | None = None) -> Config:
         if value is not None and value != "":
             sections.setdefault(section, {})[key] = _from_env(var, value, SECTIONS[section], key)
     built = {name: _build(name, cls, sections.get(name, {})) for name, cls in SECTIONS.items()}
-    return Config(**built, source=path or "<defaults>")
+    config = Config(**built, source=path or "<defaults>")
+    check_shapes(config)
+    return config
 
 
 def _from_env(var: str, value: str, cls, key: str):
     kind = _field_types(cls)[key]
     if kind is tuple:
         return [v.strip() for v in value.split(",") if v.strip()]
+    if kind is bool:
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise ConfigError(f"environment variable {var} must be true or false, got {value!r}")
+        return value.lower() in ("true", "1")
     if kind is int:
         try:
             return int(value)
@@ -206,3 +224,83 @@ def _check(name: str, kind: type, value):
     if kind is int and isinstance(value, bool) or not isinstance(value, kind):
         raise ConfigError(f"{name} must be {kind.__name__}, got {type(value).__name__}")
     return value
+
+
+def exposure_problem(config: Config, host: str) -> str | None:
+    """An open proxy for the owner's Kimi accounts is refused unless the config asks for it:
+    server tokens, no API keys, and an address other machines can reach."""
+    server = config.server
+    if not config.kimi.tokens or server.api_keys or server.allow_open_access or is_loopback(host):
+        return None
+    return (f"listening on {host} with [kimi] tokens and no [server] api_keys lets anyone who "
+            "reaches this address use your Kimi accounts; set [server] api_keys, listen on "
+            "127.0.0.1, or set [server] allow_open_access = true if this is intended")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False        # a name other than localhost may resolve to anything
+
+
+_HOST_NAME = re.compile(r"(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.)*"
+                        r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?")
+
+
+def check_shapes(config: Config) -> None:
+    """Values whose type is right but whose shape is not: a URL without a scheme, a host list
+    entry that is neither a name nor an address, a token that is not a Kimi JWT. Each would
+    pass the start and fail every request; here each is one line naming the key."""
+    for key in ("base_url", "auth_url"):
+        _check_url(f"[kimi] {key}", getattr(config.kimi, key))
+    for i, entry in enumerate(config.files.allow_hosts):
+        _check_host_entry(f"[files] allow_hosts[{i}]", entry)
+    for i, token in enumerate(config.kimi.tokens):
+        _check_token(f"[kimi] tokens[{i}]", token)
+    for i, origin in enumerate(config.server.cors_origins):
+        if origin != "*":
+            _check_url(f"[server] cors_origins[{i}]", origin, origin=True)
+
+
+def _check_url(name: str, url: str, origin: bool = False) -> None:
+    from urllib.parse import urlsplit
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and \
+            (parts.port is None or parts.port > 0)
+        ok = ok and not (origin and (parts.path or parts.query or parts.fragment))
+    except ValueError:
+        ok = False
+    if not ok:
+        example = '"*" or an origin such as https://chat.example.com' if origin else \
+            "an http(s) URL such as https://www.kimi.com"
+        raise ConfigError(f"{name} must be {example}, got {url!r}")
+
+
+def _check_host_entry(name: str, entry: str) -> None:
+    try:
+        ipaddress.ip_network(entry.strip("[]"), strict=False)
+        return
+    except ValueError:
+        pass
+    if not _HOST_NAME.fullmatch(entry):
+        raise ConfigError(f"{name} must be a host name (files.example.com), an address or a "
+                          f"network (10.0.0.0/8), got {entry!r}")
+
+
+def _check_token(name: str, token: str) -> None:
+    """A Kimi token is a JWT: three base64url parts, the second a JSON object of claims.
+    The token itself is never printed."""
+    parts = token.split(".")
+    try:
+        ok = len(parts) == 3 and token.startswith("eyJ") and isinstance(
+            json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))), dict)
+    except (ValueError, binascii.Error):
+        ok = False
+    if not ok:
+        hint = " (remove the 'Bearer ' prefix)" if token.lower().startswith("bearer ") else ""
+        raise ConfigError(f"{name} is not a Kimi token: expected a JWT starting with 'eyJ' "
+                          f"(the refresh_token from kimi.com's Local Storage){hint}")

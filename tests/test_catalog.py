@@ -115,3 +115,11 @@ def test_moderation_status_is_content_filter_with_a_message():
     dec.decode({"op": "set", "mask": "message.status",
                 "message": {"id": "m", "status": "MESSAGE_STATUS_BLOCKED"}})
     assert dec.finish_reason == "content_filter" and "moderation" in dec.finish_message
+
+
+def test_catalogues_with_proto_field_names_decode_the_same():
+    from kimi.emulator.spelling import spelled
+    for catalog in (catalog_2026_05(), catalog_2026_09()):
+        snake = spelled(catalog, "snake")
+        assert "available_models" in snake
+        assert decode_catalog(snake) == decode_catalog(catalog)

@@ -277,7 +277,7 @@ async def test_client_values_cannot_forge_log_lines(gw, caplog):
 
 async def test_a_client_that_hangs_up_after_done_is_not_a_disconnect(gw, emu, caplog):
     body = {"model": "kimi", "messages": HELLO, "stream": True}
-    async with aiohttp.ClientSession() as s:
+    async with aiohttp.ClientSession(headers={"Authorization": "Bearer unused"}) as s:
         async with s.post(gw.url + "/v1/chat/completions", json=body) as resp:
             async for line in resp.content:
                 if line.startswith(b"data: [DONE]"):

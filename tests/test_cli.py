@@ -34,12 +34,16 @@ async def test_banner_is_one_line_with_url_config_and_account_count(config_file)
         assert gw.banner.startswith("kimi-gateway ")
         assert f"listening on http://127.0.0.1:{port} " in gw.banner
         assert f"config={path}" in gw.banner and " accounts=2" in gw.banner
+        assert " mode=accounts (2) " in gw.banner and " upstream=https://www.kimi.com " in gw.banner
+        assert f" store={path.parent}/s.sqlite3 " in gw.banner
         assert (await get(gw.url + "/healthz"))[0] == 200, "the banner comes once listening"
         await get(gw.url + "/v1/models")
     finally:
         code, err = await gw.stop()
     assert code == 0
     assert "route='GET /v1/models'" in err, "--log-level info overrides the file's error"
+    assert err.rstrip().splitlines()[-1].endswith("kimi-gateway stopped (in-flight requests "
+                                                  "finished or 30s grace over)")
     assert not any(t in gw.banner + err for t in tokens), "tokens never reach the output"
 
 
@@ -60,8 +64,21 @@ def run(*args, timeout=30):
 
 def test_check_config_validates_and_exits_without_listening(config_file):
     path, _ = config_file
-    proc = run("-c", str(path), "--check-config")
+    proc = run("-c", str(path), "--host", "127.0.0.1", "--check-config")
     assert proc.returncode == 0 and "is valid (2 account(s))" in proc.stdout
+
+
+def test_an_open_proxy_is_refused_unless_the_config_says_so(config_file):
+    path, _ = config_file          # host 0.0.0.0, server tokens, no api_keys
+    proc = run("-c", str(path), "--port", str(free_port()))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "[server] allow_open_access" in proc.stderr and "api_keys" in proc.stderr
+    path.write_text(path.read_text().replace("[server]\n", "[server]\nallow_open_access = true\n"))
+    proc = run("-c", str(path), "--check-config")
+    assert proc.returncode == 0, proc.stderr
+    keyed = path.read_text().replace("allow_open_access = true", 'api_keys = ["sk-1"]')
+    path.write_text(keyed)
+    assert run("-c", str(path), "--check-config").returncode == 0
 
 
 @pytest.mark.parametrize("args,words", [

@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 
 from kimi.config import ConfigError, load_config
+from kimi.emulator import mint_access_token
+
+T1, T2 = mint_access_token("u1"), mint_access_token("u2")
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,11 +32,11 @@ def test_example_config_is_valid_and_documents_every_key():
 
 
 def test_values_and_env_overrides(tmp_path):
-    path = write(tmp_path, '[server]\nport = 9000\napi_keys = ["k1"]\n[kimi]\ntokens = ["a"]\n[store]\npath = "x.db"\n')
-    cfg = load_config(path, env={"KIMI_TOKENS": "t1, t2", "PORT": "9100"})
+    path = write(tmp_path, f'[server]\nport = 9000\napi_keys = ["k1"]\n[kimi]\ntokens = ["{T1}"]\n[store]\npath = "x.db"\n')
+    cfg = load_config(path, env={"KIMI_TOKENS": f"{T1}, {T2}", "PORT": "9100"})
     assert cfg.server.port == 9100
     assert cfg.server.api_keys == ("k1",)
-    assert cfg.kimi.tokens == ("t1", "t2")
+    assert cfg.kimi.tokens == (T1, T2)
     assert cfg.store.path == "x.db"
 
 
@@ -49,6 +52,15 @@ def test_values_and_env_overrides(tmp_path):
     ("[pool]\nqueue_timeout_seconds = -5\n", "[pool] queue_timeout_seconds must be more than 0"),
     ("[store]\noverflow = \"rotat\"\n", "[store] overflow must be one of error, rotate"),
     ("[server]\nlog_level = \"loud\"\n", "[server] log_level must be one of"),
+    ("[kimi]\nbase_url = \"www.kimi.com\"\n", "[kimi] base_url must be an http(s) URL"),
+    ("[kimi]\nauth_url = \"ftp://auth.kimi.com\"\n", "[kimi] auth_url must be an http(s) URL"),
+    ("[files]\nallow_hosts = [\"ok.example\", \"http://x/\"]\n", "[files] allow_hosts[1] must be"),
+    ("[files]\nallow_hosts = [\"*.example.com\"]\n", "[files] allow_hosts[0] must be"),
+    ("[kimi]\ntokens = [\"not-a-jwt\"]\n", "[kimi] tokens[0] is not a Kimi token"),
+    (f"[kimi]\ntokens = [\"{T1}\", \"Bearer {T2}\"]\n", "remove the 'Bearer ' prefix"),
+    ("[kimi]\ntokens = [\"eyJhbGc.bm90IGpzb24.x\"]\n", "[kimi] tokens[0] is not a Kimi token"),
+    ("[server]\ncors_origins = [\"chat.example.com\"]\n", "[server] cors_origins[0] must be"),
+    ("[server]\ncors_origins = [\"https://a.example/path\"]\n", "[server] cors_origins[0] must be"),
 ])
 def test_mistakes_name_the_key(tmp_path, text, words):
     with pytest.raises(ConfigError) as e:
@@ -76,7 +88,7 @@ def test_startup_stops_with_one_line(tmp_path):
 
 
 def test_check_config(tmp_path):
-    path = write(tmp_path, '[kimi]\ntokens = ["a", "b"]\n')
+    path = write(tmp_path, f'[kimi]\ntokens = ["{T1}", "{T2}"]\n[files]\nallow_hosts = ["10.0.0.0/8", "files.example.com"]\n')
     proc = subprocess.run([sys.executable, str(ROOT / "gateway.py"), "-c", path, "--check-config"],
                           capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin"})
     assert proc.returncode == 0, proc.stderr

@@ -153,7 +153,7 @@ async def test_affinity_and_rebuild_when_the_owner_dies(start_gateway, emu):
         assert chat_calls[-1].headers["Authorization"] == owner
     emu.state.revoked_subs.add("user-a" if owner.endswith(ta) else "user-b")
     body = {"model": "kimi", "messages": [user("t5")]}
-    async with aiohttp.ClientSession() as s:
+    async with aiohttp.ClientSession(headers={"Authorization": "Bearer unused"}) as s:
         async with s.post(gw.url + "/v1/chat/completions/aff", json=body) as resp:
             assert resp.status == 200
             assert resp.headers["X-Conversation-Rebuilt"] == "true"

@@ -151,3 +151,9 @@ async def test_the_page_lists_the_live_catalogue(gw):
     async with aiohttp.ClientSession() as s, s.get(gw.url + "/") as resp:
         page = await resp.text()
     assert "kimi-k2d6-thinking" in page and "kimi-thinking" in page
+
+
+async def test_an_open_gateway_says_so_on_its_page(gw):
+    status, _, page = await fetch(gw.url + "/")
+    assert status == 200
+    assert "this gateway is open" in page and "[server] api_keys</code> is empty" in page

@@ -2,6 +2,7 @@
 validated, uploaded and answered exactly as before, with their temporary files closed on
 every path."""
 
+import asyncio
 import base64
 import hashlib
 import os
@@ -39,11 +40,17 @@ async def post(gw, messages, escape_slashes=False) -> tuple[int, dict]:
 
 
 @pytest.fixture
-def no_temp_files_left():
+async def no_temp_files_left():
     """Checks that a test leaves no more unlinked files open than it found (the gateway
-    runs in this process; pytest holds a few of its own)."""
+    runs in this process; pytest holds a few of its own). aiohttp closes an uploaded file
+    in the background after the request: the check waits for that close (bounded), it does
+    not assume it has happened."""
     before = temp_files()
     yield
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while temp_files() > before and loop.time() < deadline:
+        await asyncio.sleep(0.02)
     assert temp_files() <= before
 
 

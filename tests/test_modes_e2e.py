@@ -84,8 +84,10 @@ def expected_sources(results):
     return "\n\n**Sources**\n" + lines
 
 
-@pytest.mark.parametrize("style", ["e3a0", "2026"])
-async def test_search_citations_become_references_and_annotations(gw, emu, style):
+@pytest.mark.parametrize("style,names", [("e3a0", "camel"), ("2026", "camel"),
+                                         ("2026", "snake")])
+async def test_search_citations_become_references_and_annotations(gw, emu, style, names):
+    emu.state.field_names = names       # proto field names (search_results, ref_index) too
     emu.state.replies.append(Reply(citations=style, chunk=3))
     r = await gw.client().chat.completions.create(model="kimi-search", messages=SEARCH)
     msg = r.choices[0].message

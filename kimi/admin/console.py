@@ -43,11 +43,14 @@ class Console:
         return self.keys.name_of(key_id) if key_id is not None else None
 
     def scope_name(self, scope: str) -> str:
-        """Conversation scopes as the console shows them (see ChatService.scope_for)."""
-        if scope.startswith("key:"):
-            return self.keys.name_of(scope[4:])
+        """Conversation scopes as the console shows them (see web/auth.py)."""
+        kind, _, value = scope.partition(":")
+        if kind == "key":
+            return "config key" if len(value) == 64 else self.keys.name_of(value)
         if scope == "server":
             return "no key (server accounts)"
+        if kind in ("kimi", "bearer"):
+            return f"{'pass-through token' if kind == 'kimi' else 'client key'} {value[:10]}"
         return f"pass-through token {scope}"
 
 

@@ -5,20 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..errors import InvalidRequest
-from ..web.auth import caller_of
+from ..web.auth import caller_of, require_key
 from ..web.body import read_json
-from ..web.keys import API_KEYS, CONFIG, SERVICE
-
-
-def _guard(request: web.Request) -> None:
-    """Protected by the API keys when they are configured (in the file or the console)."""
-    stored = request.app.get(API_KEYS)
-    if request.app[CONFIG].server.api_keys or (stored is not None and stored.active):
-        caller_of(request)
+from ..web.keys import SERVICE, TOKEN_CHECKS
 
 
 async def token_check(request: web.Request) -> web.Response:
-    _guard(request)
+    require_key(request)
+    request.app[TOKEN_CHECKS].check(request, "token checks")
     body = await read_json(request)
     token = body.get("token") if isinstance(body, dict) else None
     if not isinstance(token, str) or not token.strip():
@@ -28,8 +22,11 @@ async def token_check(request: web.Request) -> web.Response:
 
 
 async def accounts(request: web.Request) -> web.Response:
-    _guard(request)
-    return web.json_response({"object": "list", "data": request.app[SERVICE].account_status()})
+    """The server's accounts; a pass-through caller sees only the accounts of its own tokens."""
+    caller = caller_of(request)
+    pool = request.app[SERVICE].pool
+    shown = pool.known_accounts_of(caller.kimi_tokens) if caller.kimi_tokens else pool.accounts
+    return web.json_response({"object": "list", "data": [a.status() for a in shown]})
 
 
 def add_routes(app: web.Application) -> None:

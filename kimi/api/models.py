@@ -45,3 +45,5 @@ def _json(body: dict) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/models", models)
     app.router.add_get("/v1/models/{model}", model)
+    app.router.add_get("/models", models)              # clients that drop the /v1
+    app.router.add_get("/models/{model}", model)

@@ -24,7 +24,7 @@ async def open_turn(request: web.Request, req: ChatRequest, dialect: str,
     trace = request[TRACE]
     trace.dialect, trace.model = dialect, req.model
     caller = caller_of(request)
-    return await request.app[SERVICE].turn(req, api_key_id=caller.api_key_id,
+    return await request.app[SERVICE].turn(req, scope=caller.scope,
                                            client_tokens=list(caller.kimi_tokens),
                                            path_id=path_id, trace=trace)
 

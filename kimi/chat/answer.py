@@ -12,7 +12,7 @@ import string
 import orjson
 
 from ..canonical.tools import ChoiceMode, ToolCall, Tools
-from ..tools import BadBlock, ParsedCall, ToolSieve, corrective_prompt
+from ..tools import EMPTY, NO_CALL, BadBlock, ParsedCall, ToolSieve, corrective_prompt
 from ..tools.structured import corrective_json_prompt, first_json_value, validate
 
 log = logging.getLogger("kimi.tools")
@@ -53,7 +53,8 @@ class ToolStage:
     def begin(self) -> None:
         """A new upstream answer (the first, or a follow-up) gets fresh sieves."""
         self.content = ToolSieve(self.tools)
-        self.thinking = ToolSieve(self.tools, drain_after_calls=False)
+        # Thinking is never a whole-reply JSON call: it streams even when it starts with `{`.
+        self.thinking = ToolSieve(self.tools, drain_after_calls=False, whole_json=False)
         self.bad, self.held, self.candidates = [], [], []
 
     @property
@@ -91,9 +92,9 @@ class ToolStage:
         if self.bad:
             return f"your tool call block could not be used ({self.bad[0].error})"
         if self.hold:
-            return "your reply did not contain the required tool call"
+            return NO_CALL
         if not self.visible:
-            return "your reply had no visible output"
+            return EMPTY
         return None
 
     def corrective(self, problem: str) -> str:

@@ -16,7 +16,6 @@ from ..errors import GatewayError, NotFound, RateLimited, UpstreamUnavailable
 from ..upstream.accounts import DEAD, Account, AccountPool
 from ..upstream.decode import UpstreamAuthError
 from ..upstream.kimi import KimiUpstream, Reply
-from ..upstream.tokens import alias_for
 from .conversations import Conversations, check_id
 from .turn import Turn
 
@@ -46,20 +45,11 @@ class ChatService:
             return self.pool.for_client_tokens(client_tokens)
         return self.pool.accounts
 
-    @staticmethod
-    def scope_for(api_key_id: str | None, client_tokens: list[str] | None) -> str:
-        """Conversation ids are scoped to the caller: its API key, or its Kimi account."""
-        if api_key_id is not None:
-            return f"key:{api_key_id}"
-        if client_tokens:
-            return alias_for(client_tokens[0])
-        return "server"
-
-    async def turn(self, req: ChatRequest, *, api_key_id: str | None, client_tokens: list[str],
+    async def turn(self, req: ChatRequest, *, scope: str, client_tokens: list[str],
                    path_id: str | None, trace: Trace) -> Turn:
-        """A turn, to be used as `async with`: it holds its conversation's lock."""
+        """A turn, to be used as `async with`: it holds its conversation's lock. `scope`: the
+        caller's conversation namespace (web/auth.py Caller.scope)."""
         accounts = self.accounts_for(client_tokens)
-        scope = self.scope_for(api_key_id, client_tokens)
         if path_id is not None:
             check_id(path_id, param="conversation_id (URL)")
         plan = await self.conversations.plan(req, scope, path_id)
@@ -203,10 +193,9 @@ class ChatService:
         if isinstance(e, UpstreamAuthError):
             account.mark_dead(f"Kimi rejected the token ({e.code})")
         elif isinstance(e, RateLimited):
-            # Kimi's free-tier overloads pass in tens of seconds; a 429 says how long itself.
-            seconds = e.retry_after or (30 if e.retryable else 60)
-            account.cool_down(seconds, f"rate limited ({e.code})")
-            e.retry_after = seconds      # the client's Retry-After
+            # A 429 says how long itself; an overload without a number cools in proportion.
+            seconds = account.rate_limited(e.retry_after, f"rate limited ({e.code})")
+            e.retry_after = max(1, round(seconds))      # the client's Retry-After
         elif e.retryable:
             # A 5xx or a cut stream: prefer other accounts for a while, but do not bench
             # this one: a lone account must not sit out for one failure.

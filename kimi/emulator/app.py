@@ -11,6 +11,7 @@ from aiohttp import web
 from . import auth, files
 from .chat import handle_chat
 from .errors import connect_error
+from .spelling import spelled
 from .state import Call, EmulatorState
 from .tokens import bearer, check_access
 from .unary import UNARY
@@ -28,10 +29,10 @@ def create_app(state: EmulatorState | None = None) -> web.Application:
     return app
 
 
-def json_result(result) -> web.StreamResponse:
+def json_result(result, style: str = "camel") -> web.StreamResponse:
     if isinstance(result, web.StreamResponse):
         return result
-    return web.Response(body=orjson.dumps(result), content_type="application/json")
+    return web.Response(body=orjson.dumps(spelled(result, style)), content_type="application/json")
 
 
 def not_allowed(allowed: str) -> web.Response:
@@ -73,7 +74,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if path == auth.REFRESH:
         body = await read_json(request, call)
         return json_result(body if isinstance(body, web.Response)
-                           else auth.gateway_refresh(state, body))
+                           else auth.gateway_refresh(state, body), state.field_names)
     sub, why = check_access(bearer(request.headers), state.revoked_subs, state.revoked_tokens)
     if sub is None:
         return connect_error(401, "unauthenticated", why)
@@ -83,5 +84,5 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
     if isinstance(body, web.Response):
         return body
     if path == files.PARSE_PROGRESS:
-        return json_result(files.parse_progress(state, sub, body))
-    return json_result(UNARY[path](state, sub, body))
+        return json_result(files.parse_progress(state, sub, body), state.field_names)
+    return json_result(UNARY[path](state, sub, body), state.field_names)

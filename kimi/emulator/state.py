@@ -168,6 +168,7 @@ class EmulatorState:
         self.rt_grace = 0.0
         self.refresh_gateway_refuses = False
         self.access_ttl = 900
+        self.field_names = "camel"              # or "snake": proto field names (spelling.py)
 
     def saw_connection(self, conn) -> None:
         """Counts a connection at its first request. `conn` is the server's protocol object

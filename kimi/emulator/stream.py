@@ -10,6 +10,7 @@ import orjson
 from aiohttp import web
 
 from .framing import DATA, END_STREAM, encode_frame
+from .spelling import spelled
 from .state import (DEFAULT_THINK, ChatRecord, EmulatorState, Fault, MessageRecord, Reply,
                     default_text)
 
@@ -122,7 +123,7 @@ class FrameWriter:
             await self.resp.write(data)
 
     async def frame(self, obj: dict, flag: int = DATA) -> None:
-        await self._write(encode_frame(obj, flag))
+        await self._write(encode_frame(spelled(obj, self.state.field_names), flag))
         if flag == DATA and self.state.chunk_delay > 0:
             await self.wait(self.state.chunk_delay)
 

@@ -59,10 +59,12 @@ class ConversationRepo:
         """The most recently used conversation whose transcript digest is one of `digests`."""
         if not digests:
             return None
-        marks = ",".join("?" * len(digests))
+        # One parameter for the whole list: SQLite takes at most 32766 per statement, and a
+        # history can hold more assistant turns than that.
         row = await self.store.fetchone(
-            f"SELECT {COLUMNS} FROM conversations WHERE scope = ? AND digest IN ({marks}) "
-            "ORDER BY updated_at DESC LIMIT 1", (scope, *digests))
+            f"SELECT {COLUMNS} FROM conversations WHERE scope = ? AND digest IN "
+            "(SELECT value FROM json_each(?)) ORDER BY updated_at DESC LIMIT 1",
+            (scope, orjson.dumps(digests).decode()))
         return _row(row) if row else None
 
     async def put(self, c: Conversation) -> None:

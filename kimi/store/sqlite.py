@@ -14,13 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS account_tokens (
-    alias TEXT PRIMARY KEY,          -- hash of the token the user configured, never the token
+    alias TEXT PRIMARY KEY,          -- full sha256 of the token first given (older stores: its
+                                     -- short alias), never the token
     refresh_token TEXT,
     access_token TEXT,
     updated_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS conversations (
-    scope TEXT NOT NULL,             -- the caller: api key index or Kimi account alias
+    scope TEXT NOT NULL,             -- the caller: a hash of its API key, Kimi token or bearer
     id TEXT NOT NULL,                -- the client's conversation id
     account TEXT NOT NULL,           -- alias of the account that holds the upstream chat
     chat_id TEXT,
@@ -60,15 +61,22 @@ class Store:
     def _open(self) -> None:
         directory = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(directory, exist_ok=True)
-        fresh = not os.path.exists(self.path)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        if fresh:
-            os.chmod(self.path, 0o600)     # it holds Kimi tokens
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._owner_only()
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)
         self._migrate()
+
+    def _owner_only(self) -> None:
+        """The store holds refresh tokens: 0600 on the file and on its WAL and shared-memory
+        files, also when an older version (or a copy) left them readable by others."""
+        for path in (self.path, self.path + "-wal", self.path + "-shm"):
+            try:
+                os.chmod(path, 0o600)
+            except FileNotFoundError:
+                pass
 
     def _migrate(self) -> None:
         """Columns added since the table was first created (stores from earlier versions)."""

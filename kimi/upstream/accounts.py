@@ -17,14 +17,20 @@ import aiohttp
 
 from ..errors import RateLimited, Unauthorized, UpstreamUnavailable
 from .ready import ReadyAccounts
-from .tokens import alias_for, expires_at, token_kind
+from .tokens import alias_for, expires_at, key_for, token_kind
 
 HEALTHY, COOLING, DEAD = "healthy", "cooling", "dead"
+# A limit without Retry-After (an in-stream overload) is weak evidence: the first cools the
+# account for a moment, each further one soon after doubles it, up to the cap.
+FIRST_COOLDOWN, MAX_COOLDOWN = 2.0, 60.0
+# A request waits this long for the last cooling account rather than fail at once.
+COOLING_WAIT = 5.0
 
 
 class Account:
     def __init__(self, token: str, *, origin: str = "config"):
-        self.alias = alias_for(token)
+        self.alias = alias_for(token)         # a label for logs and status pages
+        self.key = key_for(token)             # the identity: stored tokens, refreshes
         self.origin = origin                # "config" or "client" (pass-through)
         self.kind = token_kind(token)
         self.access_token: str | None = token if self.kind == "access" else None
@@ -39,6 +45,9 @@ class Account:
         self.refreshes = 0
         self.refreshed_at: float | None = None     # wall clock of the last token refresh
         self.restored = False               # stored (rotated) tokens looked up yet?
+        self.refused_token: str | None = None   # a refresh token Kimi refused: not sent again
+        self.last_strike = 0.0              # when a limit without Retry-After last hit
+        self.strike_seconds = 0.0           # ... and how long it cooled the account
 
     @property
     def expires_at(self) -> float | None:
@@ -55,6 +64,21 @@ class Account:
     def avoid(self, seconds: float, reason: str) -> None:
         """A soft mark after a transient failure: other accounts go first meanwhile."""
         self.avoid_until, self.last_error = time.time() + seconds, reason
+
+    def rate_limited(self, retry_after: float | None, reason: str) -> float:
+        """Cools the account in proportion to the evidence; returns the seconds. Kimi's own
+        Retry-After is taken as given; without one, strikes close together escalate and a
+        lone one costs FIRST_COOLDOWN."""
+        now = time.time()
+        if retry_after:
+            seconds = float(retry_after)
+        else:
+            recent = now - self.last_strike < 2 * self.strike_seconds
+            self.strike_seconds = min(MAX_COOLDOWN, self.strike_seconds * 2) if recent \
+                else FIRST_COOLDOWN
+            self.last_strike, seconds = now, self.strike_seconds
+        self.cool_down(seconds, reason)
+        return seconds
 
     def cool_down(self, seconds: float, reason: str) -> None:
         self.state, self.last_error = COOLING, reason
@@ -135,20 +159,28 @@ class AccountPool:
                 out.append(acct)
         return out
 
+    def known_accounts_of(self, tokens) -> list[Account]:
+        """The accounts already made for these tokens (none is made: a look-up only)."""
+        found = (self._client_accounts.get(t) or self._configured.get(t) for t in tokens)
+        return list(dict.fromkeys(a for a in found if a is not None))
+
     def forget_client_token(self, token: str) -> None:
-        """Drop a pass-through account that turned out dead (e.g. after /token/check)."""
+        """Drop a pass-through account that a /token/check rejected, and close its session,
+        unless a chat is using it or has used it."""
         acct = self._client_accounts.get(token)
-        if acct is not None and acct.state == DEAD and not acct.in_flight:
-            self._drop_client_account(token)
+        if acct is not None and not acct.in_flight and (acct.state == DEAD or not acct.last_used):
+            self._close_later(self._drop_client_account(token))
 
     def _evict_idle_client_account(self) -> None:
         idle = [(a.last_used, t) for t, a in self._client_accounts.items() if not a.in_flight]
         if idle:
-            acct = self._drop_client_account(min(idle)[1])
-            if acct.session is not None:
-                task = asyncio.get_running_loop().create_task(acct.session.close())
-                self._closing.add(task)         # keep it alive until the close is done
-                task.add_done_callback(self._closing.discard)
+            self._close_later(self._drop_client_account(min(idle)[1]))
+
+    def _close_later(self, acct: Account) -> None:
+        if acct.session is not None:
+            task = asyncio.get_running_loop().create_task(acct.session.close())
+            self._closing.add(task)         # keep it alive until the close is done
+            task.add_done_callback(self._closing.discard)
 
     def _drop_client_account(self, token: str) -> Account:
         acct = self._client_accounts.pop(token)
@@ -219,6 +251,8 @@ class AccountPool:
             cooling = [a.cooldown_until for a in left if a.state == COOLING]
             if len(cooling) == len(left):
                 wait = min(cooling) - time.time()
+                if wait <= COOLING_WAIT:
+                    return          # soon usable again: the request waits for it
                 raise RateLimited(f"every Kimi account is cooling down after upstream limits; "
                                   f"try again in {wait:.0f}s", code="accounts_cooling",
                                   retry_after=max(1, round(wait)))
@@ -232,6 +266,8 @@ class AccountPool:
         raise UpstreamUnavailable(f"no usable Kimi account: {reasons}", code="no_usable_account")
 
     async def close(self) -> None:
+        if self._closing:
+            await asyncio.wait(set(self._closing))
         for acct in self.all_accounts():
             if acct.session is not None:
                 await acct.session.close()

@@ -18,6 +18,7 @@ from ..errors import GatewayError, UpstreamUnavailable
 from .accounts import DEAD, HEALTHY, Account
 from .client import SUBSCRIPTION_PATH
 from .decode import UpstreamAuthError
+from .fields import field
 from .tokens import is_expired, jwt_claims, token_kind
 
 log = logging.getLogger("kimi.auth")
@@ -43,15 +44,19 @@ class TokenManager:
         Single-flight: no caller may refresh with the configured token while it loads."""
         if account.restored:
             return
-        fut = self._restoring.get(account.alias)
+        fut = self._restoring.get(account.key)
         if fut is None:
             fut = asyncio.ensure_future(self._restore(account))
-            self._restoring[account.alias] = fut
-            fut.add_done_callback(lambda _: self._restoring.pop(account.alias, None))
+            self._restoring[account.key] = fut
+            fut.add_done_callback(lambda _: self._restoring.pop(account.key, None))
         await asyncio.shield(fut)
 
     async def _restore(self, account: Account) -> None:
-        row = await self.store.load_tokens(account.alias)
+        row = await self.store.load_tokens(account.key)
+        if row is None and account.origin == "config":
+            # Stores written before tokens were keyed by their full hash: the operator's own
+            # configured token may be found by its alias. Never a client's: an alias is short.
+            row = await self.store.load_tokens(account.alias)
         account.restored = True
         if row is None:
             return
@@ -70,8 +75,9 @@ class TokenManager:
             if token and not is_expired(token):
                 return token        # close to expiry, but nothing to refresh with
             account.mark_dead("access token expired and no refresh token is known")
-            raise UpstreamAuthError("the Kimi access token has expired; paste a fresh kimi-auth "
-                                    "cookie or configure a refresh token", code="token_expired")
+            raise UpstreamAuthError("the Kimi access token has expired; use a refresh token "
+                                    "(refresh_token from Local Storage) instead",
+                                    code="token_expired")
         return await self.refresh(account)
 
     async def refresh_due(self, accounts: list[Account]) -> None:
@@ -94,32 +100,28 @@ class TokenManager:
 
     async def refresh(self, account: Account) -> str:
         """Single-flight: concurrent callers for one account share one refresh call."""
-        fut = self._inflight.get(account.alias)
+        fut = self._inflight.get(account.key)
         if fut is None:
             fut = asyncio.ensure_future(self._refresh(account))
-            self._inflight[account.alias] = fut
-            fut.add_done_callback(lambda _: self._inflight.pop(account.alias, None))
+            self._inflight[account.key] = fut
+            fut.add_done_callback(lambda _: self._inflight.pop(account.key, None))
         return await asyncio.shield(fut)
 
     async def _refresh(self, account: Account) -> str:
         rt = account.refresh_token
         if rt is None:
             raise UpstreamAuthError("no refresh token for this account", code="token_expired")
+        if rt == account.refused_token:
+            _refused(account, rt)   # asking again would only repeat the refusal and its logs
         pair = await self._gateway_refresh(account, rt)
         if pair is None:
             pair = await self._legacy_refresh(account, rt)
         if pair is None:
-            if jwt_claims(rt) is None:
-                account.mark_dead("not a Kimi token")
-                raise UpstreamAuthError("this is not a Kimi token: neither an access JWT nor a "
-                                        "refresh token Kimi accepts (copy the kimi-auth cookie)",
-                                        code="invalid_kimi_token")
-            account.mark_dead("Kimi refused the refresh token")
-            raise UpstreamAuthError("Kimi refused the refresh token; log in again and replace it",
-                                    code="refresh_refused")
+            account.refused_token = rt
+            _refused(account, rt)
         access, new_rt = pair
         try:
-            await self.store.save_tokens(account.alias, new_rt or rt, access)   # durable first
+            await self.store.save_tokens(account.key, new_rt or rt, access)   # durable first
         except Exception as e:
             # The old refresh token is spent either way: keep the new one in memory.
             log.error("could not store the rotated refresh token of %s (%s); kept in memory "
@@ -135,16 +137,16 @@ class TokenManager:
 
     async def _gateway_refresh(self, account: Account, rt: str):
         data = await self._call("POST", self.auth_url + REFRESH_PATH, account,
-                                json_body={"refresh_token": rt})
+                                json_body={"refresh_token": rt}, what="account gateway")
         return _pair(data, "accessToken", "refreshToken")
 
     async def _legacy_refresh(self, account: Account, rt: str):
         data = await self._call("GET", self.base_url + LEGACY_REFRESH_PATH, account,
-                                headers={"Authorization": f"Bearer {rt}"})
+                                headers={"Authorization": f"Bearer {rt}"}, what="legacy endpoint")
         return _pair(data, "access_token", "refresh_token", alt="token")
 
     async def _call(self, method: str, url: str, account: Account, *, json_body=None,
-                    headers=None) -> dict | None:
+                    headers=None, what: str = "") -> dict | None:
         """The decoded JSON of a 200 answer; None when refused; raises when unreachable."""
         body = orjson.dumps(json_body) if json_body is not None else None
         h = {"Content-Type": "application/json", "Connect-Protocol-Version": "1", **(headers or {})}
@@ -152,7 +154,8 @@ class TokenManager:
             async with self.session_for(account).request(method, url, data=body, headers=h,
                                                          timeout=self._timeout) as resp:
                 if resp.status != 200:
-                    log.info("refresh call for %s refused with HTTP %s", account.alias, resp.status)
+                    log.info("refresh of %s at the %s refused with HTTP %s", account.alias, what,
+                             resp.status)
                     return None
                 data = orjson.loads(await resp.read())
         except (aiohttp.ClientError, TimeoutError) as e:
@@ -163,21 +166,42 @@ class TokenManager:
         return data if isinstance(data, dict) else None
 
 
+def _refused(account: Account, rt: str):
+    if jwt_claims(rt) is None:
+        account.mark_dead("not a Kimi token")
+        raise UpstreamAuthError("this is not a Kimi token: neither an access JWT nor a refresh "
+                                "token Kimi accepts (copy refresh_token from Local Storage)",
+                                code="invalid_kimi_token")
+    account.mark_dead("Kimi refused the refresh token")
+    raise UpstreamAuthError("Kimi refused the refresh token; log in again and replace it",
+                            code="refresh_refused")
+
+
 def _pair(data, access_key: str, refresh_key: str, alt: str | None = None):
     if not data:
         return None
-    access = data.get(access_key) or (data.get(alt) if alt else None)
+    access = field(data, access_key) or (data.get(alt) if alt else None)
     if not isinstance(access, str) or not access:
         return None
-    new_rt = data.get(refresh_key)
+    new_rt = field(data, refresh_key)
     return access, new_rt if isinstance(new_rt, str) and new_rt else None
 
 
 async def check_live(tokens: TokenManager, account: Account, client, session) -> bool:
-    """Seed endpoint /token/check: can this token talk to Kimi right now?"""
+    """Seed endpoint /token/check: can this token talk to Kimi right now?
+
+    A refresh token is never exchanged here: Kimi rotates it on every use, so a check would
+    spend the token the user holds (and log their browser out). An access token (given, or
+    already held by the gateway for this refresh token) is tried against Kimi; a refresh token
+    with no access token known is judged by its shape and expiry alone."""
+    await tokens.restore(account)
+    access = account.access_token
+    if access is None or is_expired(access):
+        rt = account.refresh_token
+        claims = jwt_claims(rt) if rt else None
+        return bool(claims and claims.get("typ") == "refresh" and not is_expired(rt))
     try:
-        token = await tokens.access_token(account)
-        await client.unary(session, token, SUBSCRIPTION_PATH, {})
+        await client.unary(session, access, SUBSCRIPTION_PATH, {})
         return True
     except GatewayError:
         return False

@@ -11,6 +11,7 @@ from ..canonical.models import CONTEXT_256K, ModelCatalogue
 from ..canonical.request import ModelSpec
 from ..errors import GatewayError
 from .client import MODELS_PATH
+from .fields import field
 
 log = logging.getLogger("kimi.catalog")
 
@@ -20,11 +21,12 @@ CONTEXT_LENGTHS = {"CONTEXT_LENGTH_L": 262144, "CONTEXT_LENGTH_XL": 1048576}
 
 def decode_catalog(body: dict) -> tuple[list[ModelSpec], ModelSpec | None]:
     """The live entries a client can use, and the default chat model among them."""
-    default = body.get("defaultScenario") if isinstance(body.get("defaultScenario"), dict) else {}
-    default_key = body.get("defaultChatModel") or default.get("model")
-    default_agent = body.get("defaultAgentModel")
+    default = field(body, "defaultScenario")
+    default = default if isinstance(default, dict) else {}
+    default_key = field(body, "defaultChatModel") or default.get("model")
+    default_agent = field(body, "defaultAgentModel")
     specs, chosen = [], None
-    for item in body.get("availableModels") or ():
+    for item in field(body, "availableModels") or ():
         spec = _entry(item) if isinstance(item, dict) else None
         if spec is None:
             continue
@@ -45,19 +47,19 @@ def _entry(item: dict) -> ModelSpec | None:
     scenario = item.get("scenario")
     if not isinstance(key, str) or not key or not isinstance(scenario, str):
         return None
-    efforts = tuple(o.get("effort") for o in item.get("reasoningEffortOptions") or ()
+    efforts = tuple(o.get("effort") for o in field(item, "reasoningEffortOptions") or ()
                     if isinstance(o, dict) and isinstance(o.get("effort"), str))
     # Kimi: 2026-09 entries name the catalogue id in options.model; 2026-05 ones do not.
     upstream_model = key if "reasoningEffortOptions" in item or "id" in item else None
     return ModelSpec(
         id="kimi-" + re.sub(r"[^a-z0-9.-]+", "-", key.lower()),
-        description=" - ".join(x for x in (item.get("displayName"), item.get("description"))
+        description=" - ".join(x for x in (field(item, "displayName"), item.get("description"))
                                if isinstance(x, str) and x),
         scenario=scenario, thinking=bool(item.get("thinking")),
-        kimiplus_id=item.get("kimiPlusId") or None, agent_mode=item.get("agentMode") or None,
+        kimiplus_id=field(item, "kimiPlusId") or None, agent_mode=field(item, "agentMode") or None,
         upstream_model=upstream_model, efforts=efforts,
-        default_effort=item.get("defaultReasoningEffort") or None,
-        context_length=CONTEXT_LENGTHS.get(item.get("defaultContextLength"), CONTEXT_256K),
+        default_effort=field(item, "defaultReasoningEffort") or None,
+        context_length=CONTEXT_LENGTHS.get(field(item, "defaultContextLength"), CONTEXT_256K),
         live=True)
 
 

@@ -11,6 +11,7 @@ from ..canonical.events import Citation, ReasoningDelta, Started, TextDelta
 from ..errors import (GatewayError, InvalidRequest, NotFound, PaymentRequired, PermissionDenied,
                       RateLimited, Unauthorized, UpstreamError, UpstreamTimeout,
                       UpstreamUnavailable)
+from .fields import field
 
 # Kimi: overload reasons that another account (or a later try) may well not hit.
 RETRYABLE_REASONS = {"REASON_SERVER_OVERLOADED_FOR_FREE_USER", "REASON_COMPLETION_OVERLOADED",
@@ -89,9 +90,9 @@ class StreamDecoder:
         # Kimi: results arrive as block.tool.contents[].searchResult {refIndex, base{title,url}};
         # before 2026-03 as block.search.webPages[] {title, url} without a refIndex.
         tool = block.get("tool") or {}
-        items = [c["searchResult"] for c in tool.get("contents") or ()
-                 if isinstance(c, dict) and isinstance(c.get("searchResult"), dict)]
-        pages = (block.get("search") or {}).get("webPages") or ()
+        items = [field(c, "searchResult") for c in tool.get("contents") or ()
+                 if isinstance(c, dict) and isinstance(field(c, "searchResult"), dict)]
+        pages = field(block.get("search") or {}, "webPages") or ()
         items += [{"base": p, "refIndex": f"webpage:{p.get('url')}"} for p in pages
                   if isinstance(p, dict)]
         return self._citations(items)
@@ -103,7 +104,7 @@ class StreamDecoder:
                 continue
             base = item.get("base") if isinstance(item.get("base"), dict) else item
             url = base.get("url")
-            ref = str(item.get("refIndex") or item.get("id") or url or "")
+            ref = str(field(item, "refIndex") or item.get("id") or url or "")
             if not url or not isinstance(url, str) or ref in self._refs:
                 continue
             self._refs.add(ref)
@@ -117,8 +118,8 @@ class StreamDecoder:
         refs = message.get("refs")
         if isinstance(refs, dict):
             # Kimi: searchChunks mirrors the tool block's results; usedSearchChunks is a subset.
-            out = self._citations(list(refs.get("searchChunks") or ()) +
-                                  list(refs.get("usedSearchChunks") or ()))
+            out = self._citations(list(field(refs, "searchChunks") or ()) +
+                                  list(field(refs, "usedSearchChunks") or ()))
         if message.get("status") in _BLOCKED:
             self.finish_reason = "content_filter"
             self.finish_message = _blocked_text(message)

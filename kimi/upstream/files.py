@@ -13,6 +13,7 @@ from aiohttp.payload import BufferedReaderPayload, Payload
 
 from ..errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from .client import KimiClient, http_error
+from .fields import field
 
 UPLOAD_PATH = "/apiv2-files/file/upload"
 PARSE_PATH = "/apiv2-files/kimi.gateway.file.v1.FileService/GetFileParseProgress"
@@ -93,7 +94,7 @@ class FileUploader:
         out = {}
         for p in answer.get("progresses") or ():
             if isinstance(p, dict):
-                out[str(p.get("fileId", p.get("file_id", "")))] = p.get("status")
+                out[str(field(p, "fileId", ""))] = p.get("status")
         return out
 
     async def wait_parsed(self, session, token: str, file_ids: list[str],

@@ -41,6 +41,13 @@ def is_expired(token: str, margin: float = 0.0, now: float | None = None) -> boo
 
 
 def alias_for(token: str) -> str:
-    """A stable, non-reversible name for logs and status pages."""
-    return "acct-" + hashlib.sha256(token.encode()).hexdigest()[:10]
+    """A stable, non-reversible name for logs and status pages. Short, so it is a label only:
+    it never selects stored tokens, conversations or a refresh in flight (see `key_for`)."""
+    return "acct-" + key_for(token)[:10]
+
+
+def key_for(token: str) -> str:
+    """The full SHA-256 of a token: what stored tokens and refreshes in flight are keyed by,
+    so reaching them takes the token itself, not one of 2^40 look-alikes."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 

@@ -102,7 +102,7 @@ def upload_owner(account, token: str) -> str:
     sub = (jwt_claims(token) or {}).get("sub")
     if isinstance(sub, str) and sub:
         return "user-" + hashlib.sha256(sub.encode()).hexdigest()[:16]
-    return account.alias
+    return "key-" + account.key
 
 
 async def run_all(coros, limit: int, discard=None, settle: bool = False) -> list:

@@ -80,6 +80,8 @@ CLIENTS = (
     ("Cherry Studio (Anthropic)", "Settings \u2192 Model Provider \u2192 Add, type Anthropic",
      [("API Host", "{base}"), ("API Key", "{key}"),
       ("Models", "claude-sonnet-4-5,claude-haiku-4-5")]),
+    ("Gemini CLI", "environment (Gemini API; \"Use Gemini API key\" at first start)",
+     [("Shell", "GOOGLE_GEMINI_BASE_URL={base} GEMINI_API_KEY={key} gemini -m kimi")]),
 )
 
 

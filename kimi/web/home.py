@@ -83,11 +83,14 @@ def _key_guidance(has_api_keys: bool, has_accounts: bool) -> tuple[str, str]:
             "<code>Authorization: Bearer &lt;key&gt;</code>.")
     if has_accounts:
         return "anything", (
-            "not required: this gateway uses its own Kimi accounts, so clients that insist "
-            "on a key may send any text. Sending your own Kimi token (a JWT starting with "
-            "<code>eyJ</code>) uses your account instead.")
+            "<strong>none is required: this gateway is open.</strong> Anyone who can reach "
+            "this address uses its Kimi accounts, because <code>[server] api_keys</code> is "
+            "empty; set keys before exposing it. Clients that insist on a key may send any "
+            "text (each key keeps its own conversations). Sending your own Kimi token (a JWT "
+            "starting with <code>eyJ</code>) uses your account instead.")
     return "YOUR_KIMI_TOKEN", (
-        "your Kimi token (the <code>kimi-auth</code> cookie from kimi.com), sent as "
+        "your Kimi token (<code>refresh_token</code> from kimi.com's Local Storage, copied in a "
+        "browser profile you then stop using for Kimi), sent as "
         "<code>Authorization: Bearer &lt;token&gt;</code>; several, comma-separated, are pooled.")
 
 

@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from ..canonical.models import MODELS
 from ..canonical.request import Trace
+from .auth import require_key
 from .keys import SERVICE
 from .status import STATES, effective_state, server_accounts, state_counts
 
@@ -110,6 +111,7 @@ class PoolCollector(Collector):
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
+    require_key(request)        # account aliases, errors and expiry are not for everyone
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
     body = encoder(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": content_type})

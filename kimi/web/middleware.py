@@ -45,6 +45,12 @@ def _own_status(e: GatewayError) -> int:
     return e.status
 
 
+def error_body_for(request: web.Request, e: GatewayError) -> dict:
+    """The error as the request's dialect writes it (also for errors sent in band)."""
+    body = next(body for matches, body, _ in request.app[ERROR_BODIES] if matches(request))
+    return body(e)
+
+
 def error_response(request: web.Request, e: GatewayError) -> web.Response:
     body, status = next((body, status) for matches, body, status in request.app[ERROR_BODIES]
                         if matches(request))
@@ -53,9 +59,11 @@ def error_response(request: web.Request, e: GatewayError) -> web.Response:
                         content_type="application/json", headers=headers)
 
 
-def _http_error(e: web.HTTPException) -> GatewayError:
-    err = GatewayError(e.reason if e.status != 413 else
-                       "the request body is too large", code=f"http_{e.status}")
+def _http_error(request: web.Request, e: web.HTTPException) -> GatewayError:
+    message = {413: "the request body is too large",
+               404: f"this gateway has no route {request.method} {_clean(request.path)} (the "
+                    "homepage at / lists the APIs it serves)"}.get(e.status, e.reason)
+    err = GatewayError(message, code=f"http_{e.status}")
     err.status = e.status
     return err
 
@@ -76,7 +84,7 @@ async def errors_and_logs(request: web.Request, handler):
     except web.HTTPException as e:
         if e.status < 400:
             raise
-        resp = error_response(request, _http_error(e))
+        resp = error_response(request, _http_error(request, e))
         if e.status == 405:
             resp.headers["Allow"] = e.headers.get("Allow", "")
     except asyncio.CancelledError:

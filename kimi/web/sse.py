@@ -129,6 +129,8 @@ class SSEStream:
                         if head:
                             data, head = head + data, b""   # one send with the headers
                         await self.write(data)
+                except ConnectionResetError:
+                    raise       # the client is gone: not an error of ours (handled below)
                 except Exception as e:
                     if self._starting is not None and not self.resp.prepared:
                         raise       # nothing sent yet: the middleware answers with a status

@@ -14,6 +14,9 @@ from aiohttp import web
 from .keys import SERVICE
 
 STATES = ("healthy", "cooling", "dead")
+# A request waits this long for a cooling account (upstream/accounts.py COOLING_WAIT), so an
+# account back within it still serves requests: /readyz counts it.
+SOON = 5.0
 
 
 def server_accounts(app: web.Application) -> list:
@@ -43,11 +46,11 @@ def state_counts(accounts: list, now: float | None = None) -> dict[str, int]:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when a request could be served now: some server account is usable, or none is
-    configured (pass-through mode, where each caller brings a Kimi token)."""
+    """Ready when a request could be served now: some server account is usable (or back
+    within the few seconds a request waits for it), or none is configured (pass-through mode, where each caller brings a Kimi token)."""
     accounts = server_accounts(request.app)
     now = time.time()
-    usable = sum(1 for a in accounts if is_usable(a, now))
+    usable = sum(1 for a in accounts if is_usable(a, now + SOON))
     ready = not accounts or usable > 0
     body = {"status": "ready" if ready else "unavailable", "mode":
             "pass-through" if not accounts else "accounts", "usable_accounts": usable,

@@ -18,6 +18,8 @@ from __future__ import annotations
 import mimetypes
 import urllib.parse
 
+from yarl import URL
+
 from ...canonical.request import Attachment
 from ...errors import InvalidRequest
 from ...web.inline import InlinePayload
@@ -102,12 +104,14 @@ def _from_url(url: str | InlinePayload, kind: str, filename: str | None, field: 
         raise InvalidRequest(f"{field}: only http, https and data URLs are accepted"
                              + (f", not {scheme}:" if scheme else ""),
                              param=field, code="unsupported_url_scheme")
-    parsed = urllib.parse.urlsplit(url)
+    # Parsed by the same parser the download uses (yarl): two parsers could disagree on the
+    # host of an odd URL (a backslash, say), and the one that checks must be the one that goes.
     try:
-        parsed.port     # raises on a port that is not a number or out of range
-    except ValueError:
-        parsed = None
-    if parsed is None or not parsed.hostname:
+        parsed = URL(url)
+        valid = bool(parsed.host) and parsed.port is not None
+    except (ValueError, TypeError, UnicodeError):
+        valid = False
+    if not valid:
         raise InvalidRequest(f"{field} is not a valid URL", param=field, code="invalid_url")
     return Attachment(where=where, kind=kind, url=url, filename=filename)
 

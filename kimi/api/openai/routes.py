@@ -59,8 +59,7 @@ def _model(request: web.Request, wanted: str) -> dict | None:
 
 
 def _scope(request: web.Request) -> str:
-    caller = caller_of(request)
-    return request.app[SERVICE].scope_for(caller.api_key_id, list(caller.kimi_tokens))
+    return caller_of(request).scope
 
 
 async def list_conversations(request: web.Request) -> web.Response:
@@ -84,6 +83,7 @@ def add_routes(app: web.Application) -> None:
     add_error_body(app, lambda request: True, error_body)     # the default shape
     add_models_shape(app, lambda request: True, _models, _model)
     app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/chat/completions", chat_completions)     # clients that drop the /v1
     app.router.add_post("/v1/chat/completions/{conversation_id}", chat_completions_stateful)
     app.router.add_get("/v1/conversations", list_conversations)
     app.router.add_get("/v1/conversations/{conversation_id}", get_conversation)
