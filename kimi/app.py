@@ -21,15 +21,18 @@ from .api.anthropic import routes as anthropic_routes
 from .api.completions import routes as completions_routes
 from .api.gemini import routes as gemini_routes
 from .api.openai import routes as openai_routes
+from .api.responses import routes as responses_routes
 from .canonical.models import ModelCatalogue
 from .chat.addresses import AddressPolicy
 from .chat.attachments import AttachmentService
 from .chat.conversations import Conversations
+from .chat.responses import StoredResponses
 from .chat.fetch import RemoteFetcher
 from .chat.service import ChatService
 from .config import Config
 from .store.admin import ConsoleRepo
 from .store.conversations import ConversationRepo
+from .store.responses import ResponseRepo
 from .store.sqlite import Store
 from .store.uploads import UploadStore
 from .upstream.accounts import AccountPool
@@ -44,8 +47,8 @@ from .web.home import home
 from .web.budget import BodyBudget
 from .web.connections import handler_args
 from .web.cors import add_cors_headers, preflight
-from .web.keys import (API_KEYS, BODY_BUDGET, CATALOGUE, CONFIG, SERVICE, STARTED_AT, TOKEN_CHECKS,
-                       TOKEN_COUNTER)
+from .web.keys import (API_KEYS, BODY_BUDGET, CATALOGUE, CONFIG, RESPONSES, SERVICE, STARTED_AT,
+                       TOKEN_CHECKS, TOKEN_COUNTER)
 from .web.metrics import METRICS, Metrics, metrics_handler
 from .web.middleware import TRACE_HOOKS, errors_and_logs
 from .web.ratelimit import SlidingWindowLimit
@@ -70,6 +73,7 @@ def create_app(config: Config) -> web.Application:
     app.on_response_prepare.append(add_cors_headers)
     openai_routes.add_routes(app)
     anthropic_routes.add_routes(app)
+    responses_routes.add_routes(app)
     model_routes.add_routes(app)
     gemini_routes.add_routes(app)
     completions_routes.add_routes(app)
@@ -109,13 +113,16 @@ async def _services(app: web.Application):
                           overflow=config.store.overflow, think_tags=config.kimi.think_tags,
                           retries=config.tools.retries)
     app[SERVICE] = service
+    app[RESPONSES] = StoredResponses(ResponseRepo(store),
+                                     config.store.conversation_ttl_days * 86400)
     for account in pool.accounts:
         await tokens.restore(account)
     managed = await _console(app, ConsoleRepo(store), pool, tokens, client)
     loop = asyncio.get_running_loop()
     background = [loop.create_task(client.warm_up()),
                   loop.create_task(_every(30.0, tokens.refresh_due, pool.all_accounts)),
-                  loop.create_task(_every(60.0, service.purge_expired))]
+                  loop.create_task(_every(60.0, service.purge_expired)),
+                  loop.create_task(_every(60.0, app[RESPONSES].purge_expired))]
     if CONSOLE in app:
         background.append(loop.create_task(_every(10.0, app[CONSOLE].fold)))
     catalogue = _catalogue_task(app, client, pool, tokens)

@@ -153,6 +153,22 @@ async def test_the_page_lists_the_live_catalogue(gw):
     assert "kimi-k2d6-thinking" in page and "kimi-thinking" in page
 
 
+async def test_the_codex_settings_reach_the_responses_api(gw):
+    """The config.toml shown parses, and what Codex does with it (base_url + /responses,
+    the key from env_key as a bearer token) gets an answer."""
+    import tomllib
+    config = tomllib.loads(examples((await fetch(gw.url + "/"))[2])["Codex CLI"])
+    provider = config["model_providers"][config["model_provider"]]
+    assert provider["wire_api"] == "responses" and provider["env_key"] == "KIMI_GATEWAY_KEY"
+    async with aiohttp.ClientSession() as s:
+        async with s.post(provider["base_url"] + "/responses",
+                          headers={"Authorization": "Bearer placeholder"},
+                          json={"model": config["model"], "input": "Hello"}) as resp:
+            body = await resp.json()
+    assert body["status"] == "completed"
+    assert body["output"][-1]["content"][0]["text"] == default_text(1, "Hello")
+
+
 async def test_an_open_gateway_says_so_on_its_page(gw):
     status, _, page = await fetch(gw.url + "/")
     assert status == 200

@@ -209,3 +209,17 @@ def test_token_cap_holds_where_pieces_count_fewer_than_their_join():
         if cut:
             break
     assert cut and counter.count("".join(out)) == 100
+
+
+def test_a_reply_ending_in_tool_calls_gets_no_sources_list():
+    from kimi.canonical.events import FinishReason
+    from kimi.canonical.shaping import AnswerShaper
+    for reason, listed in ((FinishReason.STOP, True), (FinishReason.TOOL_CALLS, False)):
+        shaper = AnswerShaper(ShapeOptions())
+        for s in SOURCES:
+            shaper.source(s)
+        out = shaper.text("Checking." + E3A0.format("web_search:1#0"))
+        out += shaper.finish(Finish(reason))
+        text = "".join(e.text for e in out if type(e) is TextDelta)
+        assert ("**Sources**" in text) is listed, reason
+        assert text.startswith("Checking.[1]")

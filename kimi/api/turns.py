@@ -52,11 +52,11 @@ def first_token(request: web.Request) -> None:
 
 async def stream_turn(request: web.Request, turn, encode, *, head: bytes = b"",
                       tail=lambda: b"", in_band, headers: dict | None = None,
-                      lead: bytes = b"", ping: bytes = KEEPALIVE) -> web.StreamResponse:
+                      lead: bytes = b"", ping=KEEPALIVE) -> web.StreamResponse:
     """The turn's events as server-sent events: `head` before the first content,
     `encode(ev)` per event, `tail()` at the end, `in_band(error)` for an error after the
     response started; `lead` before anything, keep-alives included, and `ping` as the
-    keep-alive record (default: an SSE comment)."""
+    keep-alive record (default: an SSE comment), or a function that makes each one."""
     trace = request[TRACE]
     sse = SSEStream(request, keepalive=request.app[CONFIG].server.keepalive_seconds,
                     headers={"X-Request-Id": trace.request_id, **conversation_headers(turn),

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .citations import CitationRewriter, sources_markdown
-from .events import Citation, Finish, ReasoningDelta, TextDelta
+from .events import Citation, Finish, FinishReason, ReasoningDelta, TextDelta
 
 THINK_OPEN, THINK_CLOSE = "<think>\n", "\n</think>\n\n"
 
@@ -118,6 +118,8 @@ class AnswerShaper:
         return [ev]
 
     def reasoning(self, text: str) -> list:
+        if self.cut is not None:
+            return []       # what a stage held back at the cut (tool sieves) ends with it
         text = self._capped(text)
         if not text:
             return []
@@ -129,6 +131,8 @@ class AnswerShaper:
         return [self._content(text)]
 
     def text(self, text: str) -> list:
+        if self.cut is not None:
+            return []
         out = self._close_think()
         text, spans = self.citations.feed(text)
         self._spans += spans
@@ -145,7 +149,10 @@ class AnswerShaper:
         if self.cut is None:
             out = self._answer(out, self.citations.flush(), final=True)
         out += self._close_think()
-        if self.cut is None and not self.options.silent and self.citations.sources:
+        # A reply that ends in tool calls gets no sources list: text after the calls would
+        # read as a further message (the Responses API shows it as one).
+        if self.cut is None and not self.options.silent and self.citations.sources \
+                and ev.reason != FinishReason.TOOL_CALLS:
             out += self._sources_list()
         if self.cut is None:
             out += self._uncited()

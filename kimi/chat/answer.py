@@ -13,6 +13,7 @@ import orjson
 
 from ..canonical.tools import ChoiceMode, ToolCall, Tools
 from ..tools import EMPTY, NO_CALL, BadBlock, ParsedCall, ToolSieve, corrective_prompt
+from ..tools.contract import offered
 from ..tools.structured import corrective_json_prompt, first_json_value, validate
 
 log = logging.getLogger("kimi.tools")
@@ -24,22 +25,13 @@ def new_call_id(prefix: str) -> str:
     return prefix + "".join(secrets.choice(_ID_CHARS) for _ in range(24))
 
 
-def offered(tools: Tools) -> Tools:
-    """The tools a reply may call: the named one, or the allowed subset."""
-    choice = tools.choice
-    names = {choice.name} if choice.mode == ChoiceMode.NAMED else set(choice.allowed)
-    if not names:
-        return tools
-    return Tools(specs=tuple(s for s in tools.specs if s.name in names), choice=choice,
-                 parallel=tools.parallel)
-
-
 class ToolStage:
     """Tool calls out of the answer text (content and thinking). Text before a call streams
     as it comes, except when a call is required: then it is held until a call or the end."""
 
     def __init__(self, tools: Tools, id_prefix: str):
-        self.tools = offered(tools)
+        # Only the tools the reply may call (the named one, the allowed subset) resolve.
+        self.tools = Tools(specs=offered(tools), choice=tools.choice, parallel=tools.parallel)
         self.id_prefix = id_prefix
         self.hold = tools.choice.mode in (ChoiceMode.REQUIRED, ChoiceMode.NAMED)
         self.calls: list[ToolCall] = []
@@ -65,9 +57,20 @@ class ToolStage:
     def text(self, text: str) -> list:
         return self._content(self.content.feed(text))
 
+    def thinking_done(self) -> list[str]:
+        """The answer has begun: reasoning text the thinking sieve still holds (a tail that
+        might have become a marker) belongs before it, not after."""
+        if not self.thinking.held:
+            return []
+        held, self.thinking = self.thinking, ToolSieve(self.tools, drain_after_calls=False)
+        return self._thoughts(held.close())
+
     def reasoning(self, text: str) -> list[str]:
+        return self._thoughts(self.thinking.feed(text))
+
+    def _thoughts(self, items) -> list[str]:
         out = []
-        for item in self.thinking.feed(text):
+        for item in items:
             if isinstance(item, str):
                 out.append(item)
             elif isinstance(item, ParsedCall):
@@ -78,7 +81,7 @@ class ToolStage:
     def end(self) -> tuple[list, list[str]]:
         """(content items, reasoning texts) still held at the end of an upstream answer.
         Calls found only in the thinking count when the answer itself has none."""
-        thoughts = [t for t in self.thinking.close() if isinstance(t, str)]
+        thoughts = self._thoughts(self.thinking.close())
         out = self._content(self.content.close())
         if not self.calls and self.candidates:
             out += self._content(self.candidates)

@@ -177,7 +177,11 @@ class Conversations:
             raise
 
     async def _automatic(self, req: ChatRequest, scope: str) -> Plan:
-        conv = await self.repo.by_digest(scope, prefix_digests(req.messages))
+        # A history ending in an assistant turn (a prefill) is no new turn of a stored chat:
+        # it is answered in a chat of its own, not refused.
+        ends_new = req.messages[-1].role in ("user", "tool")
+        conv = await self.repo.by_digest(scope, prefix_digests(req.messages)) if ends_new \
+            else None
         if conv is not None:
             lock = self.lock_for(scope, conv.id)
             await lock.acquire()    # released by the chat service when the turn ends
@@ -215,7 +219,8 @@ class Conversations:
                    message_id: str | None, answer: Message) -> None:
         old = plan.existing.transcript if plan.existing else []
         transcript = old + transcript_of(plan.new_messages) + [row_of(answer)]
-        told = tools_digest(req.tools) if req.tools else (
+        # A turn that sent no contract leaves the chat knowing the one it knew.
+        told = tools_digest(req.tools) or (
             plan.existing.tools_digest if plan.existing and not plan.rebuilt else None)
         now = time.time()
         await self.repo.put(Conversation(

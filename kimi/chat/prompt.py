@@ -26,7 +26,13 @@ from ..tools.structured import json_instruction
 def fold_messages(messages: list[Message]) -> str:
     if len(messages) == 1 and messages[0].role == "user" and not messages[0].tool_calls:
         return messages[0].text
-    return "\n\n".join(f"{_label(m)}: {m.text}" for m in messages)
+    return "\n\n".join(f"{_label(m)}: {_with_calls(m)}" for m in messages)
+
+
+def _with_calls(m: Message) -> str:
+    """A message's text; an assistant's calls told as what it did (no tools were offered,
+    so no call format is taught)."""
+    return "\n".join(([m.text] if m.text else []) + [_narrate(c) for c in m.tool_calls])
 
 
 def _label(m: Message) -> str:
@@ -37,11 +43,10 @@ def _label(m: Message) -> str:
 
 
 def tools_digest(tools: Tools) -> str | None:
-    """What the model was told about tools: a changed list means the contract is resent."""
-    if not tools:
-        return None
-    specs = [[s.name, s.description, s.parameters, s.kind.value, s.format] for s in tools.specs]
-    return hashlib.sha256(orjson.dumps(specs, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+    """What the model is told about tools (the contract lists only the tools a choice allows,
+    and none for tool_choice none): a change means the contract is resent."""
+    contract = render_contract(tools) if tools else ""
+    return hashlib.sha256(contract.encode()).hexdigest()[:32] if contract else None
 
 
 def build_prompt(req: ChatRequest, new: list[Message], *, history: list[Message] | None = None,

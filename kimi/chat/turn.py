@@ -114,9 +114,10 @@ class _Run:
     def __init__(self, turn: Turn):
         self.turn, req = turn, turn.req
         self.counter = turn.service.counter
+        json_only = req.output is not None     # structured output: the content is the JSON
         self.shaper = AnswerShaper(ShapeOptions(
-            stop=req.stop, max_tokens=req.max_tokens, silent=req.spec.silent,
-            think_tags=turn.service.think_tags), self.counter)
+            stop=req.stop, max_tokens=req.max_tokens, silent=req.spec.silent or json_only,
+            think_tags=turn.service.think_tags and not json_only), self.counter)
         self.tools = ToolStage(req.tools, req.call_id_prefix) \
             if req.tools and req.tools.choice.mode != ChoiceMode.NONE else None
         self.json = JsonStage(req.output) if req.output is not None else None
@@ -140,11 +141,10 @@ class _Run:
                         yield ev
                 for ev in self._end_of_answer():
                     yield ev
-                problem = self._problem()
+                stage, problem = self._problem()
                 if problem is None or attempt == service.retries:
                     break
                 turn.trace.note = "follow-up"
-                stage = self.tools if self.tools is not None and not self.calls else self.json
                 for s in (self.tools, self.json):
                     if s is not None:
                         s.begin()
@@ -182,12 +182,18 @@ class _Run:
                     return
 
     def _text(self, text: str) -> list:
-        items = self.tools.text(text) if self.tools is not None else [text]
-        return self._after_tools(items)
+        if self.tools is None:
+            return self._after_tools([text])
+        out = []
+        for t in self.tools.thinking_done():
+            out += self._shaped(self.shaper.reasoning(t))
+        return out + self._after_tools(self.tools.text(text))
 
     def _after_tools(self, items) -> list:
         out = []
         for item in items:
+            if self.shaper.cut is not None:
+                break       # the answer ended at a stop sequence or max_tokens: nothing after
             if type(item) is ToolCall:
                 self.calls.append(item)
                 out.append(item)
@@ -221,18 +227,17 @@ class _Run:
             out += self._shaped(self.shaper.reasoning(t))
         return out
 
-    def _problem(self) -> str | None:
-        """Whether a follow-up is due: only after a whole, ordinary answer."""
+    def _problem(self) -> tuple:
+        """(the stage that wants a follow-up, why) or (None, None): a follow-up is due only
+        after a whole, ordinary answer."""
         if self.shaper.cut is not None or self.upstream.reason != FinishReason.STOP \
-                or not self.turn.finished:
-            return None
-        if self.tools is not None and not self.calls:
-            problem = self.tools.problem()
+                or not self.turn.finished or self.calls:
+            return None, None
+        for stage in (self.tools, self.json):
+            problem = stage.problem() if stage is not None else None
             if problem is not None:
-                return problem
-        if self.json is not None and not self.calls:
-            return self.json.problem()
-        return None
+                return stage, problem
+        return None, None
 
     def _finish(self) -> list:
         out = []

@@ -46,6 +46,16 @@ CREATE TABLE IF NOT EXISTS uploads (
     PRIMARY KEY (account, sha256)
 );
 CREATE INDEX IF NOT EXISTS uploads_created_at ON uploads (created_at);
+CREATE TABLE IF NOT EXISTS responses (
+    scope TEXT NOT NULL,             -- the caller, as for conversations
+    id TEXT NOT NULL,                -- resp_...
+    body TEXT NOT NULL,              -- JSON: the response object as the client received it
+    transcript TEXT NOT NULL,        -- JSON: conversation rows up to and including this answer
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (scope, id)
+);
+CREATE INDEX IF NOT EXISTS responses_expiry ON responses (expires_at);
 """
 
 

@@ -10,7 +10,7 @@ import re
 from kimi.canonical.tools import ToolSpec
 
 from . import jsonfix
-from .schema import deref, type_ok, types_of, validate
+from .schema import deref, properties, required, type_ok, types_of, validate
 
 _INT = re.compile(r"^[+-]?\d+$")
 _NUM = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -78,12 +78,10 @@ def _is_wrapper(value: dict, spec: ToolSpec) -> bool:
 
 
 def _single_string_param(value, spec: ToolSpec) -> dict:
-    schema = spec.parameters or {}
-    required = schema.get("required") or []
-    props = schema.get("properties") or {}
-    if isinstance(value, str) and len(required) == 1 \
-            and "string" in types_of(props.get(required[0]) or {}):
-        return {required[0]: value}
+    names, props = required(spec.parameters), properties(spec.parameters)
+    if isinstance(value, str) and len(names) == 1 \
+            and "string" in types_of(deref(props.get(names[0]), None)):
+        return {names[0]: value}
     raise ArgError(f"the arguments must be a JSON object, got {type(value).__name__}")
 
 
@@ -131,7 +129,8 @@ def fit(value, schema, root):
                 if not validate(fitted, sub, root=root):
                     return fitted
             return value
-    for sub in schema.get("allOf") or ():
+    subs = schema.get("allOf")
+    for sub in subs if isinstance(subs, list) else ():
         value = fit(value, sub, root)
     types = types_of(schema) or (["object"] if "properties" in schema else [])
     if types and not type_ok(value, {"type": types}):

@@ -11,6 +11,7 @@ from kimi.canonical.tools import ChoiceMode, ToolCall, ToolKind, Tools, ToolSpec
 
 from .jsonfix import dumps
 from .markers import ALL_LITERALS
+from .schema import properties, required
 
 ZWSP = "\u200b"
 _LITERALS = re.compile("|".join(re.escape(x) for x in ALL_LITERALS), re.I)
@@ -81,9 +82,8 @@ def _example(specs: tuple[ToolSpec, ...]) -> str:
     spec = next((s for s in specs if s.kind is ToolKind.FUNCTION), specs[0])
     if spec.kind is ToolKind.CUSTOM:
         return f'<tool_call name="{_attr(spec.name)}">\n...raw input...\n</tool_call>'
-    props = (spec.parameters or {}).get("properties") or {}
-    required = [k for k in (spec.parameters or {}).get("required") or () if k in props]
-    keys = required or list(props)[:1]
+    props = properties(spec.parameters)
+    keys = [k for k in required(spec.parameters) if k in props] or list(props)[:1]
     example = {k: _placeholder(props[k]) for k in keys}
     return (f'<tool_call name="{_attr(spec.name)}">\n'
             f"{dumps(example)}\n</tool_call>")
@@ -92,6 +92,8 @@ def _example(specs: tuple[ToolSpec, ...]) -> str:
 def _placeholder(schema) -> object:
     t = schema.get("type") if isinstance(schema, dict) else None
     t = t[0] if isinstance(t, list) and t else t
+    if not isinstance(t, str):
+        return "..."
     return {"integer": 1, "number": 1, "boolean": True, "array": [], "object": {}}.get(t, "...")
 
 

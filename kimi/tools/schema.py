@@ -35,6 +35,18 @@ def deref(schema, root: dict | None):
     return schema if isinstance(schema, dict) else {}
 
 
+def properties(schema) -> dict:
+    """An object schema's properties; {} when it has none a reader can use."""
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    return props if isinstance(props, dict) else {}
+
+
+def required(schema) -> list[str]:
+    """An object schema's required names (draft 3 wrote `"required": true` on properties)."""
+    names = schema.get("required") if isinstance(schema, dict) else None
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+
 def types_of(schema: dict) -> list[str]:
     t = schema.get("type")
     return [t] if isinstance(t, str) else [x for x in t if isinstance(x, str)] \
@@ -128,8 +140,8 @@ def _search(pattern: str, value: str) -> bool:
 
 def _object(value: dict, schema: dict, root: dict, path: str) -> list[str]:
     errors = []
-    props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
-    for key in schema.get("required") or ():
+    props = properties(schema)
+    for key in required(schema):
         if key not in value:
             errors.append(f"{path}: missing required property {key!r}")
     extra = schema.get("additionalProperties", True)

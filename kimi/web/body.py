@@ -7,6 +7,7 @@ import re
 
 import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from ..errors import InvalidRequest, PayloadTooLarge
 from .inline import RAW_KEYS, BodyScanner
@@ -124,13 +125,21 @@ async def _read_body(request: web.Request, scanner: BodyScanner) -> int:
     request[CLEANUP].append(held.release)
     held.take(declared)
     size = 0
-    async for chunk in request.content.iter_chunked(CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(size, limit, so_far=True)
-        if size > declared:
-            held.take(len(chunk))
-        scanner.feed(chunk)
+    try:
+        # A compressed body (Content-Encoding gzip, deflate, zstd) arrives decompressed a
+        # piece at a time, so the limit holds for the decompressed size and a bomb stops
+        # at the limit.
+        async for chunk in request.content.iter_chunked(CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(size, limit, so_far=True)
+            if size > declared:
+                held.take(len(chunk))
+            scanner.feed(chunk)
+    except RequestPayloadError:
+        encoding = request.headers.get("Content-Encoding")
+        raise InvalidRequest(f"the request body is not valid {encoding} data" if encoding else
+                             "the request body could not be read", code="invalid_body") from None
     scanner.finish()
     return size
 

@@ -54,8 +54,21 @@ for (let done = false; !done; ) {{
 console.log(answer);
 """
 
+# Codex CLI speaks only the Responses API (/v1/responses); the key goes in the variable.
+CODEX = """\
+# ~/.codex/config.toml   (then: export KIMI_GATEWAY_KEY={key}; codex)
+model = "kimi"
+model_provider = "kimi"
+
+[model_providers.kimi]
+name = "Kimi gateway"
+base_url = "{base}/v1"
+env_key = "KIMI_GATEWAY_KEY"
+wire_api = "responses"
+"""
+
 EXAMPLES = (("curl", CURL), ("Python (openai)", PYTHON),
-            ("JavaScript (fetch, streaming)", JAVASCRIPT))
+            ("JavaScript (fetch, streaming)", JAVASCRIPT), ("Codex CLI", CODEX))
 
 # (client, where to go, [(field, value)]); values are templates like the examples.
 CLIENTS = (

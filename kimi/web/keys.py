@@ -12,3 +12,4 @@ TOKEN_COUNTER = web.AppKey("token_counter", Any)  # usage.TokenCounter
 TOKEN_CHECKS = web.AppKey("token_checks", Any)    # web.ratelimit.SlidingWindowLimit
 BODY_BUDGET = web.AppKey("body_budget", Any)      # web.budget.BodyBudget
 API_KEYS = web.AppKey("api_keys", Any)          # admin.keys.ApiKeys: keys made in the console
+RESPONSES = web.AppKey("responses", Any)          # chat.responses.StoredResponses

@@ -45,7 +45,8 @@ class _HeadersWithFirstWrite(web.StreamResponse):
 
 class SSEStream:
     """`lead` goes out before anything else, keep-alives included (Anthropic's message_start
-    must be the first event); `ping` is the dialect's keep-alive record."""
+    must be the first event); `ping` is the dialect's keep-alive record, or a function that
+    makes each one (Responses numbers its events)."""
 
     def __init__(self, request: web.Request, *, keepalive: float, headers: dict | None = None,
                  lead: bytes = b"", ping: bytes = KEEPALIVE):
@@ -97,7 +98,7 @@ class SSEStream:
             if delay > 0:
                 await asyncio.sleep(delay)
             elif self.accepted:
-                await self.write(self.ping)
+                await self.write(self.ping() if callable(self.ping) else self.ping)
                 try:
                     await self.flush()
                 except ConnectionResetError:

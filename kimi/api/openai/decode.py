@@ -35,10 +35,11 @@ def decode_chat_request(body, resolve=resolve_model) -> ChatRequest:
     spec = resolve(model, use_search)
     apply_thinking(body, spec)
     stop, max_tokens = decode_limits(body)
-    return ChatRequest(model=model, spec=spec, messages=messages,
+    tools = decode_tools(body)
+    return ChatRequest(model=model, spec=spec, messages=_freeform_calls(messages, tools),
                        stream=stream, include_usage=include_usage,
                        conversation_id=conversation_id, stop=stop, max_tokens=max_tokens,
-                       tools=decode_tools(body), output=decode_response_format(body))
+                       tools=tools, output=decode_response_format(body))
 
 
 def _bool(body: dict, key: str) -> bool:
@@ -60,7 +61,7 @@ def _message(m, where: str) -> Message:
     if not isinstance(m, dict):
         raise InvalidRequest(f"{where} must be an object", param=where)
     role = m.get("role")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         raise InvalidRequest(f"{where}.role must be one of system, user, assistant, tool",
                              param=f"{where}.role")
     role = {"developer": "system", "function": "tool"}.get(role, role)
@@ -100,6 +101,26 @@ def _history_calls(m: dict, where: str) -> tuple[ToolCall, ...]:
         calls.append(ToolCall(str(c.get("id") or ""), fn["name"],
                               _arguments(fn.get("arguments")), ToolKind.FUNCTION, i))
     return tuple(calls)
+
+
+def _freeform_calls(messages: list[Message], tools: Tools) -> list[Message]:
+    """A freeform tool's call goes out as a function call with arguments {"input": raw}
+    (encode.arguments_text); the client echoes it so. Back to the raw input, as stored."""
+    custom = {s.name for s in tools.specs if s.kind == ToolKind.CUSTOM}
+    if not custom:
+        return messages
+    for m in messages:
+        if any(c.name in custom for c in m.tool_calls):
+            m.tool_calls = tuple(_raw_input(c) if c.name in custom else c for c in m.tool_calls)
+    return messages
+
+
+def _raw_input(call: ToolCall) -> ToolCall:
+    args = call.arguments
+    if call.kind == ToolKind.FUNCTION and isinstance(args, dict) and list(args) == ["input"] \
+            and isinstance(args["input"], str):
+        return ToolCall(call.id, call.name, args["input"], ToolKind.CUSTOM, call.index)
+    return call
 
 
 def _arguments(raw):
@@ -169,9 +190,11 @@ def _tool(t, where: str) -> ToolSpec | None:
     if not isinstance(t, dict):
         raise InvalidRequest(f"{where} must be an object", param=where)
     kind = t.get("type", "function")
-    body = t.get(kind)
+    if not isinstance(kind, str):
+        raise InvalidRequest(f"{where}.type must be a string", param=f"{where}.type")
     if kind not in ("function", "custom"):
         return None
+    body = t.get(kind)
     if not isinstance(body, dict):
         raise InvalidRequest(f"{where}.{kind} must be an object", param=f"{where}.{kind}")
     name = body.get("name")
@@ -202,7 +225,7 @@ def _choice(raw, specs: tuple[ToolSpec, ...]) -> ToolChoice:
     if isinstance(raw, dict):
         if raw.get("type") == "allowed_tools":
             return _allowed(raw.get("allowed_tools"), specs)
-        inner = raw.get(raw.get("type") or "function") or raw
+        inner = raw.get(_type_of(raw)) or raw
         name = inner.get("name") if isinstance(inner, dict) else None
         if isinstance(name, str):
             if not any(s.name == name for s in specs):
@@ -220,11 +243,17 @@ def _allowed(raw, specs) -> ToolChoice:
                              param="tool_choice.allowed_tools")
     names = []
     for t in raw["tools"]:
-        inner = t.get(t.get("type") or "function") if isinstance(t, dict) else None
+        inner = t.get(_type_of(t)) if isinstance(t, dict) else None
         if isinstance(inner, dict) and isinstance(inner.get("name"), str):
             names.append(inner["name"])
     mode = ChoiceMode.REQUIRED if raw.get("mode") == "required" else ChoiceMode.AUTO
     return ToolChoice(mode, allowed=tuple(n for n in names if any(s.name == n for s in specs)))
+
+
+def _type_of(choice: dict) -> str:
+    """The key holding a tool choice's body: its `type` ("function" when absent or odd)."""
+    kind = choice.get("type")
+    return kind if isinstance(kind, str) and kind else "function"
 
 
 def decode_response_format(body: dict) -> OutputFormat | None:
