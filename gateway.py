@@ -14,6 +14,7 @@ from aiohttp import web
 from kimi import __version__
 from kimi.app import create_app
 from kimi.config import ConfigError, exposure_problem, load_config
+from kimi.errors import GatewayError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
                     shutdown_timeout=config.server.shutdown_grace_seconds, access_log=None)
     except OSError as e:
         print(f"kimi-gateway: cannot listen on {host}:{port}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    except GatewayError as e:      # e.g. the shared store is unreachable at start
+        print(f"kimi-gateway: cannot start: {e.message}", file=sys.stderr)
         return 1
     logging.getLogger("kimi.app").info("kimi-gateway stopped (in-flight requests finished or "
                                        "%gs grace over)", config.server.shutdown_grace_seconds)

@@ -121,18 +121,21 @@ def render(results: dict, quick: bool = False, runs: int = 1, placement: str = "
     return note + "\n\n" + "\n".join(lines) + "\n"
 
 
-def write_benchmarks(table: str, path: str | None = None) -> str:
+def write_benchmarks(table: str, path: str | None = None, markers=(BEGIN, END),
+                     heading: str = "") -> str:
+    """Replace the block between `markers` (added at the end, under `heading`, if missing)."""
     path = path or os.path.join(ROOT, "BENCHMARKS.md")
-    block = f"{BEGIN}\n{table}{END}"
+    begin, end = markers
+    block = f"{begin}\n{table}{end}"
     try:
         with open(path) as f:
             text = f.read()
     except FileNotFoundError:
-        text = f"# Benchmarks\n\n{BEGIN}\n{END}\n"
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+        text = f"# Benchmarks\n\n{begin}\n{end}\n"
+    if begin in text and end in text:
+        text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
     else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
+        text = text.rstrip("\n") + "\n\n" + heading + block + "\n"
     with open(path, "w") as f:
         f.write(text)
     return path

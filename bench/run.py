@@ -46,7 +46,13 @@ def main() -> int:
                              "the others (the default); shared: wherever the OS puts them")
     parser.add_argument("--runs", type=int, default=1,
                         help="repeat each column and report the median of every figure")
+    parser.add_argument("--replicas", action="store_true",
+                        help="instead: one replica vs two behind nginx, and SQLite vs "
+                             "PostgreSQL + Redis (bench/replicas.py)")
     args = parser.parse_args()
+    if args.replicas:
+        from bench import replicas
+        return replicas.main(args.quick, not args.no_write)
     loops = ["asyncio", "uvloop"] if args.loop == "both" else [args.loop]
     _fast_client_loop()
     load_before = os.getloadavg()[0]

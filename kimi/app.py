@@ -30,11 +30,11 @@ from .chat.responses import StoredResponses
 from .chat.fetch import RemoteFetcher
 from .chat.service import ChatService
 from .config import Config
+from .coord import LocalJobs, SharedUnary
+from .coord.pool import LeasedPool
+from .coord.state import open_state
 from .store.admin import ConsoleRepo
-from .store.conversations import ConversationRepo
 from .store.responses import ResponseRepo
-from .store.sqlite import Store
-from .store.uploads import UploadStore
 from .upstream.accounts import AccountPool
 from .upstream.auth import TokenManager
 from .upstream.catalog import CatalogueRefresher
@@ -47,8 +47,8 @@ from .web.home import home
 from .web.budget import BodyBudget
 from .web.connections import handler_args
 from .web.cors import add_cors_headers, preflight
-from .web.keys import (API_KEYS, BODY_BUDGET, CATALOGUE, CONFIG, RESPONSES, SERVICE, STARTED_AT,
-                       TOKEN_CHECKS, TOKEN_COUNTER)
+from .web.keys import (API_KEYS, BODY_BUDGET, CATALOGUE, CONFIG, PROBES, RESPONSES, SERVICE,
+                       STARTED_AT, TOKEN_CHECKS, TOKEN_COUNTER)
 from .web.metrics import METRICS, Metrics, metrics_handler
 from .web.middleware import TRACE_HOOKS, errors_and_logs
 from .web.ratelimit import SlidingWindowLimit
@@ -95,37 +95,42 @@ async def _services(app: web.Application):
     config: Config = app[CONFIG]
     client = KimiClient(config.kimi.base_url, config.kimi.connect_timeout_seconds,
                         config.kimi.idle_timeout_seconds, config.kimi.idle_connection_seconds)
+    state = await open_state(config)
     pool = AccountPool(config.kimi.tokens, client.new_session,
                        max_streams=config.pool.max_streams_per_account,
                        queue_timeout=config.pool.queue_timeout_seconds)
-    store = Store(config.store.path)
-    await store.open()
+    if state.shared_leases:
+        pool = LeasedPool(pool, state.leases)
     tokens = TokenManager(auth_url=config.kimi.auth_url, base_url=config.kimi.base_url,
-                          store=store, session_for=pool.session,
+                          store=state.vault, session_for=pool.session,
                           margin=config.pool.refresh_margin_seconds)
-    conversations = Conversations(ConversationRepo(store),
+    conversations = Conversations(state.conversations,
                                   ttl_seconds=config.store.conversation_ttl_days * 86400,
-                                  auto_ttl_seconds=config.store.auto_continue_minutes * 60)
-    attachments, uploads = await _attachments(config, client, store)
+                                  auto_ttl_seconds=config.store.auto_continue_minutes * 60,
+                                  locks=state.locks)
+    attachments, uploads = _attachments(config, client, state.uploads)
     upstream = KimiUpstream(client, pool, tokens, uploads)
     service = ChatService(pool, upstream, conversations, attachments=attachments,
                           counter=app[TOKEN_COUNTER], delete_chats=config.kimi.delete_chats,
                           overflow=config.store.overflow, think_tags=config.kimi.think_tags,
                           retries=config.tools.retries)
+    app[PROBES] = state.probes
     app[SERVICE] = service
-    app[RESPONSES] = StoredResponses(ResponseRepo(store),
+    app[RESPONSES] = StoredResponses(ResponseRepo(state.sqlite),
                                      config.store.conversation_ttl_days * 86400)
     for account in pool.accounts:
         await tokens.restore(account)
-    managed = await _console(app, ConsoleRepo(store), pool, tokens, client)
+    managed = await _console(app, ConsoleRepo(state.sqlite), pool, tokens, client)
     loop = asyncio.get_running_loop()
+    # Once per cluster: the replica that claims the round runs it (always, in one process).
     background = [loop.create_task(client.warm_up()),
-                  loop.create_task(_every(30.0, tokens.refresh_due, pool.all_accounts)),
-                  loop.create_task(_every(60.0, service.purge_expired)),
-                  loop.create_task(_every(60.0, app[RESPONSES].purge_expired))]
+                  loop.create_task(_every(30.0, state.jobs, tokens.refresh_due, pool.all_accounts)),
+                  loop.create_task(_every(60.0, state.jobs, service.purge_expired)),
+                  # Stored responses live in each replica's SQLite file: each purges its own.
+                  loop.create_task(_every(60.0, LocalJobs(), app[RESPONSES].purge_expired))]
     if CONSOLE in app:
-        background.append(loop.create_task(_every(10.0, app[CONSOLE].fold)))
-    catalogue = _catalogue_task(app, client, pool, tokens)
+        background.append(loop.create_task(_every(10.0, LocalJobs(), app[CONSOLE].fold)))
+    catalogue = _catalogue_task(app, client, pool, tokens, state.jobs)
     if catalogue is not None:
         background.append(catalogue)
     yield
@@ -141,7 +146,7 @@ async def _services(app: web.Application):
     await pool.close()
     await client.close()
     await attachments.close()
-    await store.close()
+    await state.close()
 
 
 async def _console(app: web.Application, repo: ConsoleRepo, pool: AccountPool,
@@ -161,35 +166,37 @@ async def _console(app: web.Application, repo: ConsoleRepo, pool: AccountPool,
     return managed
 
 
-async def _every(seconds: float, job, *arg_factories) -> None:
+async def _every(seconds: float, jobs, job, *arg_factories) -> None:
     """Run `job` now and then every `seconds` (token refresh, conversation purge), off the
-    request path; a failure is logged and the loop goes on."""
+    request path, when this replica claims the round; a failure is logged and the loop goes on."""
+    name = getattr(job, "__name__", "job")
     while True:
         try:
-            await job(*(f() for f in arg_factories))
+            if await jobs.claim(name, seconds):
+                await job(*(f() for f in arg_factories))
         except Exception:
             log.exception("background job %s failed", getattr(job, "__name__", job))
         await asyncio.sleep(seconds)
 
 
 def _catalogue_task(app: web.Application, client: KimiClient, pool: AccountPool,
-                    tokens: TokenManager) -> asyncio.Task | None:
+                    tokens: TokenManager, jobs) -> asyncio.Task | None:
     """Refresh the live model catalogue in the background with the first configured account;
-    with no server account there is no token to ask with, and the static table stands."""
+    with no server account there is no token to ask with, and the static table stands.
+    With several replicas one of them asks Kimi per round and the others read its answer."""
     if not pool.accounts:
         return None
     account = pool.accounts[0]
-    refresher = CatalogueRefresher(app[CATALOGUE], client, pool.session(account),
-                                   lambda: tokens.access_token(account),
-                                   app[CONFIG].kimi.models_refresh_seconds)
+    interval = app[CONFIG].kimi.models_refresh_seconds
+    refresher = CatalogueRefresher(app[CATALOGUE], SharedUnary(client, jobs, interval),
+                                   pool.session(account), lambda: tokens.access_token(account),
+                                   interval)
     return asyncio.get_running_loop().create_task(refresher.run())
 
 
-async def _attachments(config: Config, client: KimiClient,
-                       store: Store) -> tuple[AttachmentService, FileUploads]:
+def _attachments(config: Config, client: KimiClient,
+                 uploads) -> tuple[AttachmentService, FileUploads]:
     files, max_bytes = config.files, config.files.max_mb * 1024 * 1024
-    uploads = UploadStore(store, files.dedupe_ttl_hours * 3600)
-    await uploads.purge()
     fetcher = RemoteFetcher(AddressPolicy(files.allow_hosts), max_bytes,
                             files.download_timeout_seconds)
     uploader = FileUploader(client, files.upload_timeout_seconds, files.parse_timeout_seconds)

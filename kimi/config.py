@@ -63,6 +63,13 @@ class StoreConfig:
     conversation_ttl_days: float = 7.0
     auto_continue_minutes: float = 30.0
     overflow: str = "error"
+    url: str = ""                       # "postgresql://...": shared store for several replicas
+
+
+@dataclass(frozen=True)
+class CoordinationConfig:
+    redis_url: str = ""                 # "redis://...": leases and locks across replicas
+    lease_ttl_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -106,12 +113,13 @@ class Config:
     tools: ToolsConfig = field(default_factory=ToolsConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     anthropic: AnthropicConfig = field(default_factory=AnthropicConfig)
+    coordination: CoordinationConfig = field(default_factory=CoordinationConfig)
     source: str = "<defaults>"
 
 
 SECTIONS = {"server": ServerConfig, "kimi": KimiConfig, "pool": PoolConfig, "store": StoreConfig,
             "files": FilesConfig, "tools": ToolsConfig, "admin": AdminConfig,
-            "anthropic": AnthropicConfig}
+            "anthropic": AnthropicConfig, "coordination": CoordinationConfig}
 
 # Environment variable -> (section, key). Lists are comma-separated.
 ENV_OVERRIDES = {
@@ -126,6 +134,8 @@ ENV_OVERRIDES = {
     "ALLOW_OPEN_ACCESS": ("server", "allow_open_access"),
     "CORS_ORIGINS": ("server", "cors_origins"),
     "ADMIN_KEY": ("admin", "key"),
+    "STORE_URL": ("store", "url"),
+    "REDIS_URL": ("coordination", "redis_url"),
 }
 
 
@@ -204,6 +214,10 @@ def _check_value(name: str, key: str, value) -> None:
     if key == "key" and value and len(value) < MIN_ADMIN_KEY:
         raise ConfigError(f"{name} must be at least {MIN_ADMIN_KEY} characters (it opens the "
                           "operator console), or empty to turn the console off")
+    if key == "url" and value and not value.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(f"{name} must be a postgresql:// URL, got {value.split(':')[0]}:...")
+    if key == "redis_url" and value and not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"{name} must be a redis:// URL, got {value.split(':')[0]}:...")
     if key == "port" and not 1 <= value <= 65535:
         raise ConfigError(f"{name} must be between 1 and 65535, got {value}")
     if key == "retries" and not 0 <= value <= 2:

@@ -142,3 +142,6 @@ def start_gateway(aiohttp_server, emu, tmp_path):
 async def gw(start_gateway, token):
     """A gateway with one server-side account."""
     return await start_gateway(kimi={"tokens": (token,)})
+
+
+from shared_servers import postgres_server, postgres_url, redis_server, redis_url  # noqa: E402,F401

@@ -26,7 +26,7 @@ def test_example_config_is_valid_and_documents_every_key():
     assert cfg.kimi.auth_url == "https://auth.kimi.com"
     text = (ROOT / "config.example.toml").read_text()
     import dataclasses
-    for section in ("server", "kimi", "pool", "store", "files"):
+    for section in ("server", "kimi", "pool", "store", "files", "coordination"):
         for f in dataclasses.fields(getattr(cfg, section)):
             assert f"{f.name} =" in text, f"[{section}] {f.name} is not in config.example.toml"
 

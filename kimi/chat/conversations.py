@@ -19,6 +19,7 @@ import orjson
 
 from ..canonical.request import ChatRequest, Message
 from ..canonical.tools import ToolCall, ToolKind
+from ..coord import ConversationLocks, LocalLocks
 from ..errors import InvalidRequest, NotFound
 from ..store.conversations import Conversation, ConversationRepo
 from .prompt import build_prompt, tools_digest
@@ -123,21 +124,15 @@ class Plan:
 
 
 class Conversations:
-    def __init__(self, repo: ConversationRepo, *, ttl_seconds: float, auto_ttl_seconds: float):
+    def __init__(self, repo: ConversationRepo, *, ttl_seconds: float, auto_ttl_seconds: float,
+                 locks: ConversationLocks | None = None):
         self.repo = repo
         self.ttl = ttl_seconds
         self.auto_ttl = auto_ttl_seconds
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self.locks = locks or LocalLocks()     # shared ones serialize turns across replicas
 
-    def lock_for(self, scope: str, cid: str) -> asyncio.Lock:
-        key = (scope, cid)
-        lock = self._locks.get(key)
-        if lock is None:
-            if len(self._locks) > 4096:     # forget idle locks now and then
-                self._locks = {k: v for k, v in self._locks.items()
-                               if v.locked() or getattr(v, "_waiters", None)}
-            lock = self._locks[key] = asyncio.Lock()
-        return lock
+    def lock_for(self, scope: str, cid: str):
+        return self.locks.lock_for(scope, cid)
 
     async def plan(self, req: ChatRequest, scope: str, path_id: str | None) -> Plan:
         if path_id is not None:

@@ -113,27 +113,25 @@ class TokenManager:
             raise UpstreamAuthError("no refresh token for this account", code="token_expired")
         if rt == account.refused_token:
             _refused(account, rt)   # asking again would only repeat the refusal and its logs
-        pair = await self._gateway_refresh(account, rt)
-        if pair is None:
-            pair = await self._legacy_refresh(account, rt)
+        # The vault is the account's one writer: it stores the rotated pair before it is used,
+        # and with several replicas it hands back a pair another one just stored.
+        pair = await self.store.rotate(account.key, rt, account.access_token,
+                                       lambda token: self._exchange(account, token),
+                                       lambda access: not is_expired(access, self.margin))
         if pair is None:
             account.refused_token = rt
             _refused(account, rt)
-        access, new_rt = pair
-        try:
-            await self.store.save_tokens(account.key, new_rt or rt, access)   # durable first
-        except Exception as e:
-            # The old refresh token is spent either way: keep the new one in memory.
-            log.error("could not store the rotated refresh token of %s (%s); kept in memory "
-                      "only", account.alias, type(e).__name__)
-        account.refresh_token = new_rt or rt
-        account.access_token = access
+        account.access_token, account.refresh_token = pair
         if account.state == DEAD:
             account.state, account.last_error = HEALTHY, None
         account.refreshes += 1
         account.refreshed_at = time.time()
         log.info("refreshed access token for %s", account.alias)
-        return access
+        return account.access_token
+
+    async def _exchange(self, account: Account, rt: str):
+        return (await self._gateway_refresh(account, rt)
+                or await self._legacy_refresh(account, rt))
 
     async def _gateway_refresh(self, account: Account, rt: str):
         data = await self._call("POST", self.auth_url + REFRESH_PATH, account,

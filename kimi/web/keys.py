@@ -13,3 +13,4 @@ TOKEN_CHECKS = web.AppKey("token_checks", Any)    # web.ratelimit.SlidingWindowL
 BODY_BUDGET = web.AppKey("body_budget", Any)      # web.budget.BodyBudget
 API_KEYS = web.AppKey("api_keys", Any)          # admin.keys.ApiKeys: keys made in the console
 RESPONSES = web.AppKey("responses", Any)          # chat.responses.StoredResponses
+PROBES = web.AppKey("probes", Any)            # name -> async () -> bool: shared state reachable

@@ -11,7 +11,7 @@ import time
 
 from aiohttp import web
 
-from .keys import SERVICE
+from .keys import PROBES, SERVICE
 
 STATES = ("healthy", "cooling", "dead")
 # A request waits this long for a cooling account (upstream/accounts.py COOLING_WAIT), so an
@@ -51,8 +51,12 @@ async def readyz(request: web.Request) -> web.Response:
     accounts = server_accounts(request.app)
     now = time.time()
     usable = sum(1 for a in accounts if is_usable(a, now + SOON))
-    ready = not accounts or usable > 0
+    # Several replicas: the shared store and the coordination server must answer too.
+    shared = {name: await probe() for name, probe in request.app.get(PROBES, {}).items()}
+    ready = (not accounts or usable > 0) and all(shared.values())
     body = {"status": "ready" if ready else "unavailable", "mode":
             "pass-through" if not accounts else "accounts", "usable_accounts": usable,
             "accounts": state_counts(accounts)}
+    if shared:
+        body["shared_state"] = shared
     return web.json_response(body, status=200 if ready else 503)

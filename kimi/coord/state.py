@@ -1,0 +1,80 @@
+"""The state a gateway keeps, in one of two set-ups chosen by the config:
+
+- one process (the default): the SQLite file and in-process locks, nothing else to run;
+- several replicas: PostgreSQL (`[store] url`) for what must last, a Redis-protocol server
+  (`[coordination] redis_url`) for leases, locks and cooldowns. The operator console's rows
+  (accounts and API keys added there, its traffic record) and stored Responses stay in each
+  replica's SQLite file for now.
+
+`kimi.app` asks `open_state` for the ports and wires them; asyncpg and redis are imported only
+when configured (the `shared` extra).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from ..config import Config
+from . import LocalJobs, LocalLeases, LocalLocks
+
+log = logging.getLogger("kimi.app")
+
+
+@dataclass
+class State:
+    vault: object                       # TokenVault: load_tokens, rotate
+    conversations: object               # ConversationRepo
+    uploads: object                     # UploadStore
+    locks: object = field(default_factory=LocalLocks)
+    leases: object = field(default_factory=LocalLeases)
+    jobs: object = field(default_factory=LocalJobs)
+    sqlite: object = None               # the SQLite Store: console rows, stored Responses
+    probes: dict = field(default_factory=dict)     # name -> async () -> bool, for /readyz
+    closers: list = field(default_factory=list)
+    shared_leases: bool = False
+
+    async def close(self) -> None:
+        for close in reversed(self.closers):
+            await close()
+
+
+async def open_state(config: Config) -> State:
+    from ..store.sqlite import Store
+    upload_ttl = config.files.dedupe_ttl_hours * 3600
+    store = Store(config.store.path)
+    await store.open()
+    if config.store.url:
+        from ..store.postgres import PgConversationRepo, PgStore, PgTokenVault, PgUploadStore
+        pg = PgStore(config.store.url)
+        try:
+            await pg.open()
+        except BaseException:
+            await store.close()
+            raise
+        state = State(PgTokenVault(pg), PgConversationRepo(pg), PgUploadStore(pg, upload_ttl),
+                      probes={"postgresql": pg.ping}, closers=[store.close, pg.close])
+    else:
+        from ..store.conversations import ConversationRepo
+        from ..store.uploads import UploadStore
+        from ..store.vault import LocalTokenVault
+        state = State(LocalTokenVault(store), ConversationRepo(store),
+                      UploadStore(store, upload_ttl), closers=[store.close])
+    state.sqlite = store
+    await state.uploads.purge()
+    if config.coordination.redis_url:
+        from .redis import RedisCoord
+        coord = RedisCoord(config.coordination.redis_url,
+                           lease_ttl=config.coordination.lease_ttl_seconds,
+                           max_streams=config.pool.max_streams_per_account)
+        state.locks = state.leases = state.jobs = coord
+        state.shared_leases = True
+        state.probes["redis"] = coord.ping
+        state.closers.append(coord.close)
+    elif config.store.url:
+        log.warning("[store] url is set but [coordination] redis_url is not: run one replica "
+                    "only (several need Redis for leases and locks)")
+    if config.store.url and config.admin.key:
+        log.warning("the operator console keeps its accounts and API keys in this replica's "
+                    "SQLite file: what it adds is not seen by the other replicas")
+    return state

@@ -1,0 +1,151 @@
+"""The PostgreSQL store against a real server: refresh-token rotation under racing replicas,
+conversations and upload dedupe through the same interfaces as the SQLite store."""
+
+import asyncio
+import time
+
+import aiohttp
+import pytest
+
+from kimi.coord import SharedStateUnavailable
+from kimi.store.conversations import Conversation
+from kimi.store.postgres import PgConversationRepo, PgStore, PgTokenVault, PgUploadStore
+from kimi.upstream.accounts import HEALTHY, Account
+from kimi.upstream.auth import TokenManager
+
+
+@pytest.fixture
+async def stores(postgres_url):
+    made = []
+
+    async def make(**kw):
+        store = PgStore(postgres_url, **kw)
+        await store.open()
+        made.append(store)
+        return store
+    yield make
+    for store in made:
+        await store.close()
+
+
+async def test_forty_racing_refreshes_on_one_account_lose_no_token(stores, emu):
+    """40 replicas (each its own pool, its own memory) refresh one account at the same moment;
+    every access token is already due, so each of them really rotates. Kimi (the emulator)
+    refuses a refresh token presented twice."""
+    emu.state.access_ttl = 60                   # inside the 300 s margin: always due
+    rt0 = emu.state.issue_refresh_token("user-race")
+    async with aiohttp.ClientSession() as session:
+        managers, accounts = [], []
+        for _ in range(40):
+            vault = PgTokenVault(await stores(pool_size=1))
+            managers.append(TokenManager(auth_url=emu.url, base_url=emu.url, store=vault,
+                                         session_for=lambda _a: session))
+            accounts.append(Account(rt0))
+        results = await asyncio.gather(*(m.refresh(a) for m, a in zip(managers, accounts)),
+                                       return_exceptions=True)
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert all(a.state == HEALTHY for a in accounts)
+    assert emu.state.refresh_calls == 40
+    live = [t for t, sub in emu.state.refresh_tokens.items() if sub == "user-race"]
+    async with managers[0].store.store.pool.acquire() as c:
+        row = await c.fetchrow("SELECT refresh_token, version FROM account_tokens")
+    assert live == [row["refresh_token"]] and row["version"] == 40
+
+
+async def test_a_replica_uses_the_pair_another_one_just_stored(stores, emu):
+    emu.state.access_ttl = 3600
+    rt0 = emu.state.issue_refresh_token("user-b")
+    async with aiohttp.ClientSession() as session:
+        a, b = Account(rt0), Account(rt0)
+        ta, tb = [TokenManager(auth_url=emu.url, base_url=emu.url,
+                               store=PgTokenVault(await stores()), session_for=lambda _a: session)
+                  for _ in range(2)]
+        await ta.restore(a)
+        await tb.restore(b)                     # both running, nothing stored yet
+        first = await ta.access_token(a)
+        # b still holds the configured token, which a just spent: under the row lock it finds
+        # a's fresh pair and takes it instead of presenting the spent one.
+        second = await tb.access_token(b)
+    assert first == second and emu.state.refresh_calls == 1
+    assert b.refresh_token == a.refresh_token != rt0
+
+
+async def test_conversations_round_trip(stores):
+    repo = PgConversationRepo(await stores())
+    now = time.time()
+    conv = Conversation(scope="s", id="c1", account="acct", chat_id="chat", parent_id="m1",
+                        transcript=[["user", "hi"], ["assistant", "hello"]], digest="d1",
+                        model="kimi", ttl_seconds=60, created_at=now, updated_at=now, auto=True,
+                        tools_digest="t1")
+    await repo.put(conv)
+    got = await repo.get("s", "c1")
+    assert got == conv          # every field, the ones added since the first schema too
+    assert (await repo.by_digest("s", ["x", "d1"])).id == "c1"
+    assert await repo.list("s") == []                   # auto rows are not listed
+    conv.auto, conv.parent_id = False, "m2"
+    await repo.put(conv)
+    assert [c.parent_id for c in await repo.list("s")] == ["m2"]
+    assert [c.id for c in await repo.expired(time.time() + 120)] == ["c1"]
+    await repo.delete("s", "c1")
+    assert await repo.get("s", "c1") is None
+
+
+async def test_uploads_dedupe_with_expiry(stores):
+    uploads = PgUploadStore(await stores(), ttl_seconds=60)
+    await uploads.remember("acct", "sha-a", "file-1")
+    assert await uploads.lookup("acct", ["sha-a", "sha-b"]) == {"sha-a": "file-1"}
+    assert await uploads.lookup("other", ["sha-a"]) == {}
+    await uploads.forget("acct", ["sha-a"])
+    assert await uploads.lookup("acct", ["sha-a"]) == {}
+
+
+async def test_an_unreachable_postgres_is_a_clear_503(postgres_server):
+    from system_tools import free_port
+    store = PgStore(f"postgresql://postgres@127.0.0.1:{free_port()}/x", timeout=1)
+    with pytest.raises(SharedStateUnavailable) as e:
+        await store.open()
+    assert e.value.status == 503 and e.value.code == "store_unavailable"
+
+
+async def test_every_sqlite_column_has_its_postgresql_twin(stores, tmp_path):
+    """A column added to the SQLite store must be added to kimi/store/postgres.py too."""
+    from kimi.store.sqlite import Store
+    sqlite = Store(str(tmp_path / "s.sqlite3"))
+    await sqlite.open()
+    pg = await stores()
+    try:
+        for table in ("account_tokens", "conversations", "uploads"):
+            lite = {row[1] for row in await sqlite.fetchall(f"PRAGMA table_info({table})")}
+            rows = await pg.run("fetch", "SELECT column_name FROM information_schema.columns "
+                                "WHERE table_name = $1", table)
+            assert lite <= {r["column_name"] for r in rows}, table
+    finally:
+        await sqlite.close()
+
+
+async def test_a_token_rotated_while_postgres_fails_is_kept_and_stored_later(
+        stores, emu, postgres_server):
+    """Kimi spends the old refresh token the moment it answers; if the store fails right then,
+    the new token is kept in memory, presented next time, and stored once the store is back."""
+    emu.state.access_ttl = 60                   # always due: every call really rotates
+    rt0 = emu.state.issue_refresh_token("user-p")
+    vault = PgTokenVault(await stores())
+    async with aiohttp.ClientSession() as session:
+        tokens = TokenManager(auth_url=emu.url, base_url=emu.url, store=vault,
+                              session_for=lambda _a: session)
+        account = Account(rt0)
+        real = tokens._exchange
+
+        async def exchange_then_outage(acct, rt):
+            pair = await real(acct, rt)
+            await asyncio.to_thread(postgres_server.stop)
+            return pair
+        tokens._exchange = exchange_then_outage
+        first = await tokens.refresh(account)
+        tokens._exchange = real
+        await asyncio.to_thread(postgres_server.start)
+        second = await tokens.refresh(account)
+    assert first and second and account.state == HEALTHY
+    live = [t for t, sub in emu.state.refresh_tokens.items() if sub == "user-p"]
+    assert live == [account.refresh_token]
+    assert (await vault.load_tokens(account.key))[0] == account.refresh_token
