@@ -214,7 +214,9 @@ def lock_pins(name: str) -> dict[str, str]:
         if not line.strip() or line.lstrip().startswith("#") or line.startswith("--"):
             continue     # comments and pip options (index and find-links lines)
         if not line.startswith(" "):
-            match = re.fullmatch(r"([A-Za-z0-9._-]+)==([^\s\\]+) \\", line)
+            # An extra stays on its line (`google-auth[requests]==...`): pip's hash mode
+            # needs it there to count the extra's requirement as pinned.
+            match = re.fullmatch(r"([A-Za-z0-9._-]+)(?:\[[A-Za-z0-9,._-]+\])?==([^\s\\]+) \\", line)
             assert match, f"{name}: not an exact pin: {line!r}"
             current = match[1].lower().replace("_", "-")
             pins[current] = match[2]
