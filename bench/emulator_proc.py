@@ -5,7 +5,11 @@ emulator's state object: `POST /knobs` sets `call_delay`, `chunk_delay`, `frames
 `GET /calls` lists the calls received (path and monotonic time; CLOCK_MONOTONIC is
 system-wide, so the bench process can compare them with its own clock); `GET /connections`
 says how many client connections have carried a request so far; `POST /reset` forgets calls
-and chats so that a long run does not grow the emulator. The emulator app itself is untouched.
+and chats so that a long run does not grow the emulator. `POST /replies` takes a JSON list of
+`{"text", "think", "chunk", "when"}` objects and queues them as scripted replies, answered in
+order by the next chat streams whose prompt contains `when` (if given; then the default
+answer); `GET /requests` lists the chat request payloads received (what the gateway sent
+upstream). The emulator app itself is untouched.
 """
 
 from __future__ import annotations
@@ -20,9 +24,30 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import orjson  # noqa: E402
 from aiohttp import web  # noqa: E402
 
-from kimi.emulator import EmulatorState, create_app  # noqa: E402
+from kimi.emulator import EmulatorState, Reply, create_app  # noqa: E402
 
 KNOBS = ("call_delay", "chunk_delay", "frames_per_write")
+REPLY_FIELDS = {"text": str, "think": str, "chunk": int, "when": str}
+
+
+def parse_replies(body) -> list[Reply]:
+    """Replies from a JSON list; ValueError names the first thing that is not one."""
+    if not isinstance(body, list):
+        raise ValueError("expected a JSON list of replies")
+    replies = []
+    for i, item in enumerate(body):
+        if not isinstance(item, dict):
+            raise ValueError(f"reply {i} is not an object")
+        for key, value in item.items():
+            kind = REPLY_FIELDS.get(key)
+            if kind is None:
+                raise ValueError(f"reply {i}: unknown field {key}")
+            if value is not None and (type(value) is not kind):
+                raise ValueError(f"reply {i}: {key} must be {kind.__name__}")
+        if item.get("chunk") is not None and item["chunk"] < 1:
+            raise ValueError(f"reply {i}: chunk must be at least 1")
+        replies.append(Reply(**{k: v for k, v in item.items() if v is not None}))
+    return replies
 
 
 def control_app(state: EmulatorState) -> web.Application:
@@ -36,6 +61,20 @@ def control_app(state: EmulatorState) -> web.Application:
 
     async def calls(request: web.Request) -> web.Response:
         return web.Response(body=orjson.dumps([[c.path, c.time] for c in state.calls]),
+                            content_type="application/json")
+
+    async def replies(request: web.Request) -> web.Response:
+        try:
+            new = parse_replies(orjson.loads(await request.read()))
+        except orjson.JSONDecodeError as exc:
+            return web.json_response({"error": f"body is not JSON: {exc}"}, status=400)
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        state.replies.extend(new)
+        return web.json_response({"queued": len(state.replies)})
+
+    async def requests(request: web.Request) -> web.Response:
+        return web.Response(body=orjson.dumps(list(state.chat_requests)),
                             content_type="application/json")
 
     async def connections(request: web.Request) -> web.Response:
@@ -55,6 +94,8 @@ def control_app(state: EmulatorState) -> web.Application:
     app.router.add_get("/calls", calls)
     app.router.add_get("/connections", connections)
     app.router.add_post("/reset", reset)
+    app.router.add_post("/replies", replies)
+    app.router.add_get("/requests", requests)
     return app
 
 

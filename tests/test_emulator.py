@@ -137,6 +137,17 @@ async def test_thinking_only_when_asked(aiohttp_client):
     assert not [m for m in masks(frames) if m.startswith("block.think")]
 
 
+async def test_scripted_reply_waits_for_a_prompt_that_matches(aiohttp_client):
+    client, state = await start(aiohttp_client)
+    state.replies.extend([Reply(text="the call", when="schema"), Reply(text="any prompt")])
+    _, frames = await chat(client, body("a title, please"))
+    assert text_of(frames) == "any prompt"
+    _, frames = await chat(client, body("another side call"))
+    assert text_of(frames).startswith("[turn 1] Hello from the emulator")
+    _, frames = await chat(client, body("tools and their schema"))
+    assert text_of(frames) == "the call" and not state.replies
+
+
 async def test_search_only_when_declared(aiohttp_client):
     client, state = await start(aiohttp_client)
     _, frames = await chat(client, body("latest news", search=True))

@@ -60,6 +60,8 @@ Emulator choices where the reference is silent (documented assumptions):
   ``invalid_argument``) -> HTTP 200 with only an end-stream error frame. A rejected concurrent
   stream (``failed_precondition``/``REASON_CHAT_STREAM_PUSHING``) gets a data error frame and the
   same end-stream error. None of these consume a scripted Reply.
+* A scripted ``Reply`` with ``when`` set is taken only by a chat whose prompt contains that
+  text (the first such reply in the queue); others skip it and get the next one or the default.
 * ``auth_error_style`` only applies to Chat; unary calls always answer HTTP 401.
 * ``Fault("garbage", after=N)``: after N text events a data frame that is not JSON, then the
   end-stream frame, all in one write with the frames before it.

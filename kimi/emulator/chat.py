@@ -107,7 +107,13 @@ async def auth_failure(request: web.Request, state: EmulatorState, why: str) -> 
 
 
 def choose_reply(state: EmulatorState, prompt: str) -> Reply:
-    reply = state.replies.popleft() if state.replies else Reply()
+    """The first queued reply this prompt may take (see ``Reply.when``), else the default."""
+    reply = Reply()
+    for i, queued in enumerate(state.replies):
+        if queued.when is None or queued.when in prompt:
+            reply = queued
+            del state.replies[i]
+            break
     if reply.fault is None and (match := MAGIC_FAULT.search(prompt)):
         reply = dataclasses.replace(reply, fault=Fault(match.group(1)))
     return reply

@@ -108,7 +108,9 @@ class Fault:
 
 @dataclass
 class Reply:
-    """A scripted reply. ``chat_id``/``message_id`` are filled in on ``state.last_reply``."""
+    """A scripted reply. ``chat_id``/``message_id`` are filled in on ``state.last_reply``.
+    ``when``: only a request whose prompt contains this text takes the reply (an agent's side
+    calls, e.g. a title request racing the main one, then get the default answer)."""
 
     text: str | None = None
     think: str | None = None
@@ -120,6 +122,7 @@ class Reply:
     pause: float = 0.0
     chat_id: str | None = None
     message_id: str | None = None
+    when: str | None = None
 
 
 class EmulatorState:
