@@ -3,9 +3,6 @@ Regenerate the golden files with UPDATE_GOLDEN=1 after an intended change, and r
 
 from __future__ import annotations
 
-import os
-import pathlib
-
 import anthropic
 import httpx2
 import orjson
@@ -17,8 +14,8 @@ from kimi.canonical.events import (ChatResult, Citation, Finish, FinishReason, R
 from kimi.canonical.tools import ToolCall, ToolKind
 from kimi.errors import RateLimited
 from tests.anthropic_sse import blocks, check_stream
+from tests.golden import DATA, golden
 
-DATA = pathlib.Path(__file__).parent / "data"
 
 EVENTS = [
     ReasoningDelta("Thinking \u2026"),
@@ -30,13 +27,6 @@ EVENTS = [
     Finish(FinishReason.TOOL_CALLS),
     Usage(12, 34, 5),
 ]
-
-
-def golden(name: str, data: bytes) -> None:
-    path = DATA / name
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_bytes(data)
-    assert data == path.read_bytes()
 
 
 def encoded(events, show_thinking=True) -> bytes:

@@ -362,3 +362,19 @@ async def test_the_sdks_automatic_function_calling(gw, emu):
     assert chat_of(emu, 1) and '"temp":21' in prompts(emu)[1].replace(" ", "")
     assert "Current weather for a city." in prompts(emu)[0]
     assert "Current weather for a city." not in prompts(emu)[1], "only the result went upstream"
+
+
+async def test_count_tokens_matches_the_reported_prompt_tokens(gw, emu):
+    """countTokens and usageMetadata are one estimate of the whole logical prompt, past
+    calls and their results included."""
+    history = [types.Content(role="user", parts=[types.Part(text="Weather in Paris? " * 200)]),
+               types.Content(role="model", parts=[types.Part(function_call=types.FunctionCall(
+                   id="call_1", name="get_weather", args={"city": "Paris"}))]),
+               types.Content(role="user", parts=[types.Part(
+                   function_response=types.FunctionResponse(id="call_1", name="get_weather",
+                                                            response={"output": "sunny"}))])]
+    client = gemini(gw)
+    counted = await client.aio.models.count_tokens(model="kimi", contents=history)
+    emu.state.replies.append(Reply(text="Sunny."))
+    answer = await client.aio.models.generate_content(model="kimi", contents=history)
+    assert counted.total_tokens == answer.usage_metadata.prompt_token_count > 200

@@ -7,9 +7,7 @@ too, without a network."""
 from __future__ import annotations
 
 import base64
-import os
 import re
-import pathlib
 
 import orjson
 import pytest
@@ -24,8 +22,8 @@ from kimi.canonical.tools import ChoiceMode, ToolCall, ToolKind
 from kimi.errors import InvalidRequest, RateLimited
 from kimi.web import inline
 from kimi.web.inline import BodyScanner, InlinePayload
+from tests.golden import golden
 
-DATA = pathlib.Path(__file__).parent / "data"
 
 EVENTS = [
     ReasoningDelta("Thinking \u2026"),
@@ -36,13 +34,6 @@ EVENTS = [
     Finish(FinishReason.TOOL_CALLS),
     Usage(12, 34, 5),
 ]
-
-
-def golden(name: str, data: bytes) -> None:
-    path = DATA / name
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_bytes(data)
-    assert data == path.read_bytes()
 
 
 def test_stream_matches_the_golden_file():

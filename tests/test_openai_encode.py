@@ -4,9 +4,6 @@ Regenerate the golden files with UPDATE_GOLDEN=1 after an intended change, and r
 
 from __future__ import annotations
 
-import os
-import pathlib
-
 import orjson
 import pytest
 
@@ -16,8 +13,8 @@ from kimi.canonical.events import (ChatResult, Citation, Finish, FinishReason, R
 from kimi.canonical.models import resolve_model
 from kimi.canonical.request import ChatRequest
 from kimi.canonical.tools import ToolCall, ToolKind
+from tests.golden import golden
 
-DATA = pathlib.Path(__file__).parent / "data"
 
 EVENTS = [
     ReasoningDelta("Thinking \u2026"),
@@ -33,13 +30,6 @@ EVENTS = [
 @pytest.fixture
 def fixed_clock(monkeypatch):
     monkeypatch.setattr(encode.time, "time", lambda: 1_800_000_000.0)
-
-
-def golden(name: str, data: bytes) -> None:
-    path = DATA / name
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_bytes(data)
-    assert data == path.read_bytes()
 
 
 def test_stream_chunks_match_the_golden_file(fixed_clock):

@@ -4,9 +4,6 @@ UPDATE_GOLDEN=1 after an intended change, and read the diff."""
 
 from __future__ import annotations
 
-import os
-import pathlib
-
 import orjson
 import pytest
 
@@ -17,8 +14,8 @@ from kimi.canonical.events import (Citation, Finish, FinishReason, ReasoningDelt
 from kimi.canonical.tools import ChoiceMode, ToolCall, ToolKind
 from kimi.errors import InvalidRequest, RateLimited
 from tests.responses_sse import check_grammar, parse
+from tests.golden import golden
 
-DATA = pathlib.Path(__file__).parent / "data"
 ECHO = {"model": "kimi", "tools": [], "tool_choice": "auto", "parallel_tool_calls": True}
 EVENTS = [
     ReasoningDelta("Thinking \u2026"),
@@ -29,13 +26,6 @@ EVENTS = [
     Finish(FinishReason.TOOL_CALLS),
     Usage(12, 34, 5),
 ]
-
-
-def golden(name: str, data: bytes) -> None:
-    path = DATA / name
-    if os.environ.get("UPDATE_GOLDEN"):
-        path.write_bytes(data)
-    assert data == path.read_bytes()
 
 
 def encoder() -> ResponseEncoder:

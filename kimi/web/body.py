@@ -88,7 +88,9 @@ def check_depth(body) -> None:
         if depth > MAX_DEPTH:
             raise InvalidRequest(f"the request body is nested too deeply (more than {MAX_DEPTH} "
                                  "levels of arrays and objects)", code="invalid_json")
-        children = value.values() if isinstance(value, dict) else value
+        # A bare scalar body (`1`, `null`) has no children: the route's decoder refuses it.
+        children = value.values() if isinstance(value, dict) else \
+            value if isinstance(value, list) else ()
         stack.extend((v, depth + 1) for v in children if isinstance(v, (dict, list)))
 
 
@@ -96,7 +98,8 @@ def _refuse_lone_surrogates(body) -> None:
     stack = [body]
     while stack:
         value = stack.pop()
-        items = value.items() if isinstance(value, dict) else enumerate(value)
+        items = value.items() if isinstance(value, dict) else \
+            enumerate(value if isinstance(value, list) else [value])
         for key, v in items:
             for text in (key, v):
                 if isinstance(text, str):

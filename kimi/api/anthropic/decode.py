@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from ...canonical.request import ChatRequest, Message, ModelSpec
 from ...canonical.tools import ChoiceMode, OutputFormat, ToolChoice, Tools, ToolSpec
 from ...errors import InvalidRequest
+from ..fields import MAX_TOOL_NAME
 from .content import decode_content, decode_system
 
 FAMILIES = ("opus", "sonnet", "haiku")
-MAX_TOOL_NAME = 128
 # Anthropic's own server tools: Kimi's web search stands in for the search ones; the others
 # (code execution, web fetch, ...) have no counterpart and are left out of the contract.
 SEARCH_TOOLS = ("web_search",)

@@ -144,6 +144,8 @@ def _result(response: dict, where: str, pending: list[ToolCall]) -> Message:
     if not isinstance(name, str) or not name:
         raise InvalidRequest(f"{where}.name must be a non-empty string", param=f"{where}.name")
     cid = response.get("id")
+    if cid is not None and not isinstance(cid, str):
+        raise InvalidRequest(f"{where}.id must be a string", param=f"{where}.id")
     match = next((c for c in pending if (c.id == cid if cid else c.name == name)), None)
     if match is not None:
         pending.remove(match)

@@ -21,10 +21,10 @@ from ...canonical.models import resolve_model
 from ...canonical.request import ChatRequest, ModelSpec
 from ...canonical.tools import ChoiceMode, OutputFormat, ToolChoice, Tools, ToolSpec
 from ...errors import InvalidRequest
+from ..fields import tool_name_and_description
 from .contents import decode_contents, decode_system
 from .wire import array, get, json_schema, obj
 
-MAX_TOOL_NAME = 128
 MAX_STOPS = 16
 EFFORTS = ("low", "medium", "high")
 MODES = {"AUTO": ChoiceMode.AUTO, "VALIDATED": ChoiceMode.AUTO,
@@ -148,14 +148,7 @@ def decode_tools(body: dict) -> tuple[Tools, bool]:
 
 def _declaration(d, where: str) -> ToolSpec:
     d = obj(d, where, required=True)
-    name = d.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > MAX_TOOL_NAME:
-        raise InvalidRequest(f"{where}.name must be a non-empty string of at most "
-                             f"{MAX_TOOL_NAME} characters", param=f"{where}.name")
-    description = d.get("description") or ""
-    if not isinstance(description, str):
-        raise InvalidRequest(f"{where}.description must be a string",
-                             param=f"{where}.description")
+    name, description = tool_name_and_description(d, where)
     schema = get(d, "parametersJsonSchema")
     if schema is None and get(d, "parameters") is not None:
         schema = json_schema(obj(get(d, "parameters"), f"{where}.parameters"))
@@ -172,6 +165,9 @@ def _choice(config: dict, specs: list[ToolSpec]) -> ToolChoice:
                              param="toolConfig.functionCallingConfig.mode")
     names = array(get(config, "allowedFunctionNames"),
                   "toolConfig.functionCallingConfig.allowedFunctionNames")
+    if not all(isinstance(n, str) for n in names):
+        raise InvalidRequest("allowedFunctionNames must be an array of function names",
+                             param="toolConfig.functionCallingConfig.allowedFunctionNames")
     known = {s.name for s in specs}
     unknown = [n for n in names if n not in known]
     if unknown:

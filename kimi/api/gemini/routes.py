@@ -5,20 +5,18 @@ this shape to a Google client (its key header or `?key=`, or the SDK's x-goog-ap
 
 from __future__ import annotations
 
-import asyncio
-
 import orjson
 from aiohttp import web
 
 from ...canonical.events import collect
 from ...errors import NotFound
-from ...tools import render_call, render_contract
 from ...web.auth import caller_of
 from ...web.body import read_json
-from ...web.keys import CATALOGUE, TOKEN_COUNTER
+from ...web.keys import CATALOGUE
 from ...web.middleware import add_error_body
 from ..models import add_models_shape
-from ..turns import conversation_headers, first_token, open_turn, stream_turn
+from ..turns import (conversation_headers, first_token, open_turn, prompt_tokens,
+                     stream_turn)
 from .contents import RAW_BASE64, claim_inline_data
 from .decode import decode_count, decode_generate, model_name
 from .encode import (StreamEncoder, error_body, error_chunk, model_body, models_body,
@@ -26,7 +24,6 @@ from .encode import (StreamEncoder, error_body, error_chunk, model_body, models_
 
 VERSIONS = "{v:v1beta|v1alpha|v1}"
 ACTIONS = ("generateContent", "streamGenerateContent", "countTokens")
-COUNT_INLINE_CHARS = 1536       # longer prompts are counted off the event loop
 
 
 def is_gemini(request: web.Request) -> bool:
@@ -72,16 +69,7 @@ async def model_action(request: web.Request) -> web.StreamResponse:
 
 async def _count(request: web.Request, body, model: str) -> web.Response:
     req = decode_count(body, model, request.app[CATALOGUE].resolve)
-    texts = [m.text for m in req.messages]
-    texts += [render_call(c) for m in req.messages for c in m.tool_calls]
-    if req.tools:
-        texts.append(render_contract(req.tools))
-    counter = request.app[TOKEN_COUNTER]
-    if sum(map(len, texts)) <= COUNT_INLINE_CHARS:
-        usage = counter.usage(texts, "", "")
-    else:
-        usage = await asyncio.to_thread(counter.usage, texts, "", "")
-    return web.json_response({"totalTokens": usage["prompt_tokens"]})
+    return web.json_response({"totalTokens": await prompt_tokens(request, req)})
 
 
 def _models(request: web.Request) -> dict:

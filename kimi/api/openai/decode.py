@@ -9,11 +9,11 @@ from ...canonical.request import Attachment, ChatRequest, Message
 from ...canonical.tools import (ChoiceMode, OutputFormat, ToolCall, ToolChoice, ToolKind,
                                 Tools, ToolSpec)
 from ...errors import InvalidRequest
+from ..fields import echoed_arguments, tool_name_and_description
 from .attachments import ATTACHMENT_TYPES, decode_attachment
 from .options import apply_thinking, decode_limits
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
-MAX_TOOL_NAME = 128
 
 
 def decode_chat_request(body, resolve=resolve_model) -> ChatRequest:
@@ -99,7 +99,7 @@ def _history_calls(m: dict, where: str) -> tuple[ToolCall, ...]:
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             raise InvalidRequest(f"{at} must have function.name", param=f"{at}.function.name")
         calls.append(ToolCall(str(c.get("id") or ""), fn["name"],
-                              _arguments(fn.get("arguments")), ToolKind.FUNCTION, i))
+                              echoed_arguments(fn.get("arguments")), ToolKind.FUNCTION, i))
     return tuple(calls)
 
 
@@ -122,18 +122,6 @@ def _raw_input(call: ToolCall) -> ToolCall:
         return ToolCall(call.id, call.name, args["input"], ToolKind.CUSTOM, call.index)
     return call
 
-
-def _arguments(raw):
-    """Arguments as the client echoes them: a JSON string (kept as text if it is not JSON)."""
-    if isinstance(raw, dict):
-        return raw
-    if not isinstance(raw, str) or not raw.strip():
-        return {}
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return raw
-    return value if isinstance(value, dict) else raw
 
 
 def _content(content, where: str) -> tuple[str, tuple[Attachment, ...]]:
@@ -197,14 +185,7 @@ def _tool(t, where: str) -> ToolSpec | None:
     body = t.get(kind)
     if not isinstance(body, dict):
         raise InvalidRequest(f"{where}.{kind} must be an object", param=f"{where}.{kind}")
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > MAX_TOOL_NAME:
-        raise InvalidRequest(f"{where}.{kind}.name must be a non-empty string of at most "
-                             f"{MAX_TOOL_NAME} characters", param=f"{where}.{kind}.name")
-    description = body.get("description") or ""
-    if not isinstance(description, str):
-        raise InvalidRequest(f"{where}.{kind}.description must be a string",
-                             param=f"{where}.{kind}.description")
+    name, description = tool_name_and_description(body, f"{where}.{kind}")
     if kind == "custom":
         fmt = body.get("format")
         text = orjson.dumps(fmt).decode() if isinstance(fmt, dict) and fmt.get("type") != "text" \

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import orjson
-
 from ...canonical.models import resolve_model
 from ...canonical.request import ChatRequest, Message
 from ...canonical.tools import OutputFormat, ToolCall, ToolKind
 from ...errors import InvalidRequest
+from ..fields import echoed_arguments
 from .parts import content_of
 from .tools import decode_tools
 
@@ -109,6 +108,8 @@ class _History:
 
     def add(self, item: dict, where: str) -> None:
         kind = item.get("type") or ("message" if "role" in item else None)
+        if not isinstance(kind, str | None):
+            raise InvalidRequest(f"{where}.type must be a string", param=f"{where}.type")
         if kind == "message":
             self._message(item, where)
         elif kind in CALLS:
@@ -121,7 +122,8 @@ class _History:
         # reasoning (Kimi's thinking is not sent back), and item types we do not know: skipped
 
     def _message(self, item: dict, where: str) -> None:
-        role = ROLES.get(item.get("role"))
+        role = item.get("role")
+        role = ROLES.get(role) if isinstance(role, str) else None
         if role is None:
             raise InvalidRequest(f"{where}.role must be one of user, system, developer, "
                                  "assistant", param=f"{where}.role")
@@ -146,7 +148,7 @@ class _History:
                 raise InvalidRequest(f"{where}.input must be a string", param=f"{where}.input")
             arguments = raw
         else:
-            arguments = _arguments(item.get("arguments"))
+            arguments = echoed_arguments(item.get("arguments"))
         last.tool_calls += (ToolCall(call_id, name, arguments, kind, len(last.tool_calls)),)
 
 
@@ -157,19 +159,6 @@ def _string(item: dict, key: str, where: str) -> str:
     return value
 
 
-def _arguments(raw):
-    """A call's arguments as the client echoes them: a JSON string (kept as text if it is
-    not a JSON object)."""
-    if isinstance(raw, dict):
-        return raw
-    if not isinstance(raw, str) or not raw.strip():
-        return {}
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return raw
-    return value if isinstance(value, dict) else raw
-
 
 def _reasoning(body: dict, spec) -> dict:
     raw = body.get("reasoning")
@@ -179,7 +168,7 @@ def _reasoning(body: dict, spec) -> dict:
         raise InvalidRequest("'reasoning' must be an object", param="reasoning")
     effort = raw.get("effort")
     if effort is not None:
-        if effort not in EFFORTS:
+        if not isinstance(effort, str) or effort not in EFFORTS:
             raise InvalidRequest(f"reasoning.effort must be one of {', '.join(EFFORTS)}",
                                  param="reasoning.effort")
         spec.thinking = effort != "none"

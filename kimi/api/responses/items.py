@@ -1,11 +1,10 @@
 """Canonical messages -> Responses input items (for `GET /v1/responses/{id}/input_items`),
-and the token estimate of a request (`POST /v1/responses/input_tokens`). Pure."""
+Pure."""
 
 from __future__ import annotations
 
-from ...canonical.request import ChatRequest, Message
+from ...canonical.request import Message
 from ...canonical.tools import ToolKind
-from ...tools import render_call, render_contract
 from .encode import arguments_text
 
 
@@ -48,11 +47,3 @@ def items_page(items: list[dict], query) -> dict:
     return {"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
             "last_id": page[-1]["id"] if page else None, "has_more": len(data) > limit}
 
-
-def input_tokens(req: ChatRequest, counter) -> int:
-    """The same estimate `usage.input_tokens` reports for the request."""
-    prompts = [m.text for m in req.messages]
-    prompts += [render_call(c) for m in req.messages for c in m.tool_calls]
-    if req.tools:
-        prompts.append(render_contract(req.tools))
-    return counter.usage(prompts, "", "")["prompt_tokens"]

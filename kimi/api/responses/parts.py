@@ -35,6 +35,8 @@ def content_of(content, where: str) -> tuple[str, tuple[Attachment, ...]]:
     for j, part in enumerate(content):
         at = f"{where}[{j}]"
         kind = part.get("type") if isinstance(part, dict) else None
+        if not isinstance(kind, str | None):
+            raise InvalidRequest(f"{at}.type must be a string", param=f"{at}.type")
         if kind in TEXT_PARTS:
             if not isinstance(part.get("text"), str):
                 raise InvalidRequest(f"{at}.text must be a string", param=f"{at}.text")

@@ -12,12 +12,12 @@ from ...canonical.tools import ToolCall
 from ...errors import NotFound
 from ...web.auth import caller_of
 from ...web.body import read_json
-from ...web.keys import CATALOGUE, RESPONSES, TOKEN_COUNTER
+from ...web.keys import CATALOGUE, RESPONSES
 from ...web.middleware import add_error_body
-from ..turns import conversation_headers, first_token, open_turn, stream_turn
+from ..turns import conversation_headers, first_token, open_turn, prompt_tokens, stream_turn
 from .decode import ResponsesRequest, decode_responses_request
 from .encode import ResponseEncoder, error_body
-from .items import input_items, input_tokens, items_page
+from .items import input_items, items_page
 from .parts import claim_inline_parts
 
 CONTENT = (TextDelta, ReasoningDelta, Citation, ToolCall, Finish, Usage)
@@ -98,7 +98,7 @@ async def list_input_items(request: web.Request) -> web.Response:
 async def count_input_tokens(request: web.Request) -> web.Response:
     rr = await _decode(request, _scope(request))
     return web.json_response({"object": "response.input_tokens",
-                              "input_tokens": input_tokens(rr.req, request.app[TOKEN_COUNTER])})
+                              "input_tokens": await prompt_tokens(request, rr.req)})
 
 
 async def delete(request: web.Request) -> web.Response:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from ...canonical.tools import ChoiceMode, ToolChoice, ToolKind, Tools, ToolSpec
 from ...errors import InvalidRequest
+from ..fields import tool_name_and_description
 
-MAX_TOOL_NAME = 128
 
 
 def decode_tools(body: dict) -> tuple[Tools, bool]:
@@ -41,14 +41,7 @@ def decode_tools(body: dict) -> tuple[Tools, bool]:
 
 def _tool(t: dict, kind: str, where: str) -> ToolSpec:
     inner = t["function"] if isinstance(t.get("function"), dict) else t   # nested, leniently
-    name = inner.get("name")
-    if not isinstance(name, str) or not name.strip() or len(name) > MAX_TOOL_NAME:
-        raise InvalidRequest(f"{where}.name must be a non-empty string of at most "
-                             f"{MAX_TOOL_NAME} characters", param=f"{where}.name")
-    description = inner.get("description") or ""
-    if not isinstance(description, str):
-        raise InvalidRequest(f"{where}.description must be a string",
-                             param=f"{where}.description")
+    name, description = tool_name_and_description(inner, where)
     if kind == "custom":
         return ToolSpec(name, description, None, ToolKind.CUSTOM, _format(inner.get("format")))
     schema = inner.get("parameters")
@@ -76,7 +69,11 @@ def _choice(raw, specs: tuple[ToolSpec, ...]) -> ToolChoice:
     if isinstance(raw, dict):
         kind = raw.get("type")
         if kind == "allowed_tools":
-            names = [t.get("name") for t in raw.get("tools") or () if isinstance(t, dict)]
+            listed = raw.get("tools") or []
+            if not isinstance(listed, list):
+                raise InvalidRequest("tool_choice.tools must be an array",
+                                     param="tool_choice.tools")
+            names = [t.get("name") for t in listed if isinstance(t, dict)]
             mode = ChoiceMode.REQUIRED if raw.get("mode") == "required" else ChoiceMode.AUTO
             return ToolChoice(mode, allowed=tuple(n for n in names
                                                   if any(s.name == n for s in specs)))
