@@ -94,7 +94,7 @@ def create_app(config: Config) -> web.Application:
 async def _services(app: web.Application):
     config: Config = app[CONFIG]
     client = KimiClient(config.kimi.base_url, config.kimi.connect_timeout_seconds,
-                        config.kimi.idle_timeout_seconds, config.kimi.connection_idle_seconds)
+                        config.kimi.idle_timeout_seconds, config.kimi.idle_connection_seconds)
     state = await open_state(config)
     pool = AccountPool(config.kimi.tokens, client.new_session,
                        max_streams=config.pool.max_streams_per_account,

@@ -44,7 +44,7 @@ class KimiConfig:
     tokens: tuple[str, ...] = ()
     connect_timeout_seconds: float = 10.0
     idle_timeout_seconds: float = 90.0
-    connection_idle_seconds: float = 60.0
+    idle_connection_seconds: float = 60.0
     delete_chats: bool = True
     think_tags: bool = False
     models_refresh_seconds: float = 3600.0

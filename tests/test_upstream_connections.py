@@ -50,7 +50,7 @@ async def test_requests_on_different_accounts_share_one_warm_connection(start_ga
 
 async def test_idle_connections_are_kept_as_long_as_configured(start_gateway, emu):
     gw = await start_gateway(kimi={"tokens": (mint_access_token("user-a"),),
-                                   "connection_idle_seconds": 1.0, "delete_chats": False},
+                                   "idle_connection_seconds": 1.0, "delete_chats": False},
                              store={"auto_continue_minutes": 0})
     await settled(emu, gw)
     assert await ask(gw)
@@ -65,9 +65,32 @@ async def test_idle_connections_are_kept_as_long_as_configured(start_gateway, em
     assert emu.state.connections == kept + 1
 
 
+async def test_a_response_that_ends_after_its_last_frame_still_leaves_its_connection(
+        start_gateway, emu):
+    gw = await start_gateway(kimi={"tokens": (mint_access_token("user-a"),),
+                                   "delete_chats": False}, store={"auto_continue_minutes": 0})
+    emu.state.end_pause = 0.05          # the chunked terminator comes 50 ms after the frame
+    await settled(emu, gw)
+    assert await ask(gw)
+    before = await settled(emu, gw)
+    for _ in range(3):
+        await asyncio.sleep(0.15)       # the last response has ended meanwhile
+        assert await ask(gw)
+    assert emu.state.connections == before
+
+
+async def test_the_answer_does_not_wait_for_the_end_of_the_upstream_response(
+        start_gateway, emu):
+    gw = await start_gateway(kimi={"tokens": (mint_access_token("user-a"),),
+                                   "delete_chats": False}, store={"auto_continue_minutes": 0})
+    emu.state.end_pause = 0.8          # less than the 1 s the gateway would wait for it
+    assert await ask(gw)
+    assert sum(emu.state.active_streams.values()) == 1     # Kimi's response is still open
+
+
 def test_connections_outlive_a_pause_by_default():
     # aiohttp's own default is 15 s; a user's pause between two messages is often longer.
-    assert Config().kimi.connection_idle_seconds >= 60
+    assert Config().kimi.idle_connection_seconds >= 60
 
 
 async def test_warm_up_opens_a_connection_that_the_first_request_uses(aiohttp_server):

@@ -129,28 +129,37 @@ class _Run:
 
     async def events(self) -> AsyncIterator:
         turn, service = self.turn, self.turn.service
-        source = service.stream(turn)
-        for attempt in range(1 + service.retries):
-            async with aclosing(self._read(source)) as events:
-                async for ev in events:
+        # The prompt is counted while Kimi answers: from its first event (the request is out
+        # then), between its frames, not after the last one.
+        want, prompt = turn.req.include_usage, None
+        try:
+            source = service.stream(turn)
+            for attempt in range(1 + service.retries):
+                async with aclosing(self._read(source)) as events:
+                    async for ev in events:
+                        if want and prompt is None:
+                            prompt = asyncio.ensure_future(count_prompt(self.counter, turn.req))
+                        yield ev
+                for ev in self._end_of_answer():
                     yield ev
-            for ev in self._end_of_answer():
+                stage, problem = self._problem()
+                if problem is None or attempt == service.retries:
+                    break
+                turn.trace.note = "follow-up"
+                for s in (self.tools, self.json):
+                    if s is not None:
+                        s.begin()
+                source = service.follow_up(turn, stage.corrective(problem))
+            for ev in self._finish():
                 yield ev
-            stage, problem = self._problem()
-            if problem is None or attempt == service.retries:
-                break
-            turn.trace.note = "follow-up"
-            for s in (self.tools, self.json):
-                if s is not None:
-                    s.begin()
-            source = service.follow_up(turn, stage.corrective(problem))
-        for ev in self._finish():
-            yield ev
-        yield FLUSH                     # the last pieces go out before the store write
-        await turn.commit(Message(role="assistant", text="".join(self.texts),
-                                  tool_calls=tuple(self.calls)))
-        if turn.req.include_usage:
-            yield await self._usage()
+            yield FLUSH                     # the last pieces go out before the store write
+            await turn.commit(Message(role="assistant", text="".join(self.texts),
+                                      tool_calls=tuple(self.calls)))
+            if want:
+                yield await self._usage(await (prompt or count_prompt(self.counter, turn.req)))
+        finally:
+            if prompt is not None:
+                prompt.cancel()         # a turn that ended early: the count is not needed
 
     async def _read(self, source) -> AsyncIterator:
         """Shaped events of one upstream answer, until it ends, the shaper cuts it or the
@@ -246,14 +255,12 @@ class _Run:
             final[-1] = Finish(FinishReason.TOOL_CALLS)
         return out + self._shaped(final)
 
-    async def _usage(self) -> Usage:
-        prompts = prompt_texts(self.turn.req)
+    async def _usage(self, prompt: int) -> Usage:
         answer = "".join(self.texts) + "".join(render_call(c) for c in self.calls)
         reasoning = "".join(self.thoughts)
-        args = (prompts, answer, reasoning)
-        size = sum(map(len, prompts)) + len(answer) + len(reasoning)
-        counted = self.counter.usage(*args) if size <= COUNT_INLINE_CHARS else \
-            await asyncio.to_thread(self.counter.usage, *args)
+        args = ((), answer, reasoning, prompt)
+        counted = self.counter.usage(*args) if len(answer) + len(reasoning) <= \
+            COUNT_INLINE_CHARS else await asyncio.to_thread(self.counter.usage, *args)
         trace = self.turn.trace     # the console's per-key token estimates
         trace.prompt_tokens, trace.completion_tokens = (counted["prompt_tokens"],
                                                         counted["completion_tokens"])

@@ -44,6 +44,8 @@ upload; ``state.max_uploads_active`` records how many uploads overlapped at most
 Writes: each frame is its own write, unless ``state.frames_per_write`` is N > 1: then N
 frames go out together (as a busy upstream's frames share a network read); whatever is
 buffered goes out before any wait (``chunk_delay``, pauses, silence) and at the end.
+``state.end_pause`` seconds (default 0) pass between the end-stream frame and the end of the
+HTTP response (its chunked terminator), as they may over a real network.
 
 Connections: ``state.connections`` counts the client connections that carried a request (a
 connection is counted at its first request), so a test or the benchmark can tell a reused

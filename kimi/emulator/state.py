@@ -156,6 +156,7 @@ class EmulatorState:
         self.call_delay = 0.0
         self.chunk_delay = 0.0
         self.frames_per_write = 1   # >1: frames written together (flushed before any wait)
+        self.end_pause = 0.0        # seconds between the end-stream frame and the response's end
         self.reject_concurrent = True
         self.models_fail = False
         self.catalog = "2026-05"

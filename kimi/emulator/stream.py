@@ -142,6 +142,10 @@ class FrameWriter:
     async def end(self, error: dict | None = None) -> None:
         await self._write(encode_frame(error or {}, END_STREAM))
         await self.flush()
+        if self.state.end_pause > 0:
+            # The response stays open a moment after its end-stream frame (its chunked
+            # terminator comes later), as it may over a real network.
+            await asyncio.sleep(self.state.end_pause)
 
     async def wait(self, seconds: float, heartbeat: float | None = None) -> None:
         """Sleep (sending heartbeats every ``heartbeat`` s); raise Cancelled on CancelChat."""

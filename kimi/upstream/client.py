@@ -10,6 +10,7 @@ a TCP and TLS handshake.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator
@@ -31,6 +32,7 @@ MODELS_PATH = "/apiv2/kimi.gateway.config.v1.ConfigService/GetAvailableModels"
 USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
               "Chrome/140.0.0.0 Safari/537.36")
 MAX_ERROR_BODY = 64 * 1024
+DRAIN_SECONDS = 1.0         # how long the end of a response is awaited after its last frame
 
 log = logging.getLogger("kimi.upstream")
 
@@ -45,6 +47,7 @@ class KimiClient:
         self._unary_timeout = aiohttp.ClientTimeout(total=connect_timeout + idle_timeout,
                                                     sock_connect=connect_timeout)
         self._connector: aiohttp.TCPConnector | None = None
+        self._ending: set[asyncio.Task] = set()    # responses read to their end meanwhile
 
     def connector(self) -> aiohttp.TCPConnector:
         """The one connection pool of every account (made on first use: it needs the loop)."""
@@ -75,6 +78,8 @@ class KimiClient:
         return True
 
     async def close(self) -> None:
+        for task in list(self._ending):
+            task.cancel()
         if self._connector is not None:
             await self._connector.close()
 
@@ -88,8 +93,10 @@ class KimiClient:
         """Yields the data frames' JSON of each network read, as one list (a read usually
         carries several frames); raises the mapped error of an error frame."""
         try:
-            async with session.post(self.base_url + CHAT_PATH, data=encode_frame(payload),
-                                    headers=headers) as resp:
+            resp = await session.post(self.base_url + CHAT_PATH, data=encode_frame(payload),
+                                      headers=headers)
+            ended = False
+            try:
                 if resp.status != 200:
                     raise await http_error(resp)
                 decoder = ConnectFrameDecoder()
@@ -104,6 +111,7 @@ class KimiClient:
                                 yield frames
                             raise
                         if flags & FLAG_END_STREAM:
+                            ended = True
                             if frames:
                                 yield frames
                             if isinstance(obj, dict) and obj.get("error"):
@@ -113,6 +121,8 @@ class KimiClient:
                             frames.append(obj)
                     if frames:
                         yield frames
+            finally:
+                self._release(resp, ended)
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamTimeout("Kimi went silent: no data within the idle timeout",
                                   code="upstream_idle_timeout", retryable=True) from None
@@ -126,6 +136,18 @@ class KimiClient:
             raise UpstreamError("Kimi sent a frame that is not JSON", code="upstream_bad_frame") from None
         raise UpstreamError("Kimi's stream ended without its end-stream frame",
                             code="upstream_stream_interrupted", retryable=True)
+
+    def _release(self, resp: aiohttp.ClientResponse, ended: bool) -> None:
+        """aiohttp closes a connection whose response was not read to its end instead of
+        keeping it. After the end-stream frame the rest (the chunked terminator) is read in
+        the background, so that the answer's end does not wait for it and the connection
+        is kept; otherwise (an error, a client gone) the response is released as it is."""
+        if not ended or resp.content.at_eof():
+            resp.release()
+            return
+        task = asyncio.get_running_loop().create_task(_read_to_end(resp))
+        self._ending.add(task)
+        task.add_done_callback(self._ending.discard)
 
     async def unary(self, session: aiohttp.ClientSession, token: str, path: str,
                     body: dict, base_url: str | None = None) -> dict:
@@ -147,6 +169,18 @@ class KimiClient:
         except orjson.JSONDecodeError:
             raise UpstreamError("Kimi answered with something that is not JSON") from None
         return obj if isinstance(obj, dict) else {}
+
+
+async def _read_to_end(resp: aiohttp.ClientResponse) -> None:
+    """Read what follows the end-stream frame (the chunked terminator, normally), then give
+    the connection back. Bounded: an upstream that keeps sending or holds the response open
+    only costs that connection."""
+    with contextlib.suppress(TimeoutError, aiohttp.ClientError):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            left = MAX_ERROR_BODY
+            while left > 0 and (data := await resp.content.readany()):
+                left -= len(data)
+    resp.release()
 
 
 async def http_error(resp: aiohttp.ClientResponse):

@@ -269,8 +269,15 @@ class TokenCounter:
         size = sum(self._offsets[r + 1] - self._offsets[r] for r in ids[:max(0, tokens)])
         return valid(text).encode()[:size].decode("utf-8", errors="ignore")
 
-    def usage(self, prompt_texts: list[str], text: str, reasoning: str) -> dict:
-        prompt = sum(self.count_long(t) + PER_MESSAGE for t in prompt_texts) + PER_MESSAGE
+    def prompt_tokens(self, prompt_texts: list[str]) -> int:
+        return sum(self.count_long(t) + PER_MESSAGE for t in prompt_texts) + PER_MESSAGE
+
+    def usage(self, prompt_texts: list[str], text: str, reasoning: str,
+              prompt: int | None = None) -> dict:
+        """Prompt, completion and reasoning tokens; `prompt`, when given, is the prompt's
+        count taken earlier (`prompt_tokens`), and `prompt_texts` are not counted again."""
+        if prompt is None:
+            prompt = self.prompt_tokens(prompt_texts)
         answer, thought = self.count_long(text), self.count_long(reasoning)
         completion = answer + thought
         return {"prompt_tokens": prompt, "completion_tokens": completion,
