@@ -34,7 +34,6 @@ from .coord import LocalJobs, SharedUnary
 from .coord.pool import LeasedPool
 from .coord.state import open_state
 from .store.admin import ConsoleRepo
-from .store.responses import ResponseRepo
 from .upstream.accounts import AccountPool
 from .upstream.auth import TokenManager
 from .upstream.catalog import CatalogueRefresher
@@ -116,7 +115,7 @@ async def _services(app: web.Application):
                           retries=config.tools.retries)
     app[PROBES] = state.probes
     app[SERVICE] = service
-    app[RESPONSES] = StoredResponses(ResponseRepo(state.sqlite),
+    app[RESPONSES] = StoredResponses(state.responses,
                                      config.store.conversation_ttl_days * 86400)
     for account in pool.accounts:
         await tokens.restore(account)
@@ -126,8 +125,7 @@ async def _services(app: web.Application):
     background = [loop.create_task(client.warm_up()),
                   loop.create_task(_every(30.0, state.jobs, tokens.refresh_due, pool.all_accounts)),
                   loop.create_task(_every(60.0, state.jobs, service.purge_expired)),
-                  # Stored responses live in each replica's SQLite file: each purges its own.
-                  loop.create_task(_every(60.0, LocalJobs(), app[RESPONSES].purge_expired))]
+                  loop.create_task(_every(60.0, state.jobs, app[RESPONSES].purge_expired))]
     if CONSOLE in app:
         background.append(loop.create_task(_every(10.0, LocalJobs(), app[CONSOLE].fold)))
     catalogue = _catalogue_task(app, client, pool, tokens, state.jobs)
@@ -169,7 +167,9 @@ async def _console(app: web.Application, repo: ConsoleRepo, pool: AccountPool,
 async def _every(seconds: float, jobs, job, *arg_factories) -> None:
     """Run `job` now and then every `seconds` (token refresh, conversation purge), off the
     request path, when this replica claims the round; a failure is logged and the loop goes on."""
-    name = getattr(job, "__name__", "job")
+    # The qualified name: ChatService.purge_expired and StoredResponses.purge_expired are two
+    # jobs, each claimed on its own.
+    name = getattr(job, "__qualname__", "job")
     while True:
         try:
             if await jobs.claim(name, seconds):

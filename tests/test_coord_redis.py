@@ -128,3 +128,29 @@ async def test_a_shared_answer_is_fetched_once_per_window_across_replicas(coords
     assert await b.shared("catalogue", 5, fetch) == {"models": 1}     # a's answer
     assert await a.shared("catalogue", 5, fetch) == {"models": 1}
     assert len(calls) == 1
+
+
+async def test_two_cluster_jobs_of_the_same_method_name_both_run(coords):
+    """The conversation purge and the stored-Responses purge are both `purge_expired`: each
+    is claimed on its own, so one does not take the other's round."""
+    from kimi.app import _every
+    ran = []
+
+    class Conversations:
+        async def purge_expired(self):
+            ran.append("conversations")
+
+    class Responses:
+        async def purge_expired(self):
+            ran.append("responses")
+    jobs = coords()
+    tasks = [asyncio.create_task(_every(60.0, jobs, owner().purge_expired))
+             for owner in (Conversations, Responses)]
+    for _ in range(100):
+        if len(ran) == 2:
+            break
+        await asyncio.sleep(0.01)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert sorted(ran) == ["conversations", "responses"]

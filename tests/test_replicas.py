@@ -12,6 +12,7 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+import openai
 import pytest
 
 from kimi.emulator import Reply, mint_access_token
@@ -161,6 +162,29 @@ async def test_a_conversation_continues_on_either_replica_one_turn_at_a_time(clu
     # Serialized: the second turn waited and continued after the first (no shared parent).
     assert sorted(answer(t)[:8] for _, t in both) == ["[turn 5]", "[turn 6]"]
     assert len({r["chat_id"] for r in emu.state.chat_requests if r.get("chat_id")}) == 1
+
+
+async def test_a_stored_response_from_one_replica_continues_and_is_read_on_the_other(
+        cluster, emu):
+    """Responses are stored in PostgreSQL: replica B continues a response replica A answered
+    (`previous_response_id`), and B fetches and deletes what A stored."""
+    await cluster.start([mint_access_token("user-resp")])
+    a, b = (openai.AsyncOpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            for url in cluster.urls)
+    emu.state.replies.append(Reply(text="Noted: the code word is heron."))
+    first = await a.responses.create(model="kimi", input="Remember heron.")
+    first_chat = emu.state.last_reply.chat_id
+    emu.state.replies.append(Reply(text="It was heron."))
+    second = await b.responses.create(model="kimi", input="What was the word?",
+                                      previous_response_id=first.id)
+    assert second.previous_response_id == first.id and second.output_text == "It was heron."
+    # B continued A's Kimi chat with only the new turn: the history came from PostgreSQL.
+    assert emu.state.chat_requests[1].get("chat_id") == first_chat
+    assert (await b.responses.retrieve(first.id)).output_text == first.output_text
+    assert (await a.responses.retrieve(second.id)).output_text == "It was heron."
+    await b.responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError):
+        await a.responses.retrieve(first.id)
 
 
 async def test_killing_a_replica_mid_stream_leaves_the_other_serving(cluster, emu):

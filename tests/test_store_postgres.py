@@ -9,7 +9,9 @@ import pytest
 
 from kimi.coord import SharedStateUnavailable
 from kimi.store.conversations import Conversation
-from kimi.store.postgres import PgConversationRepo, PgStore, PgTokenVault, PgUploadStore
+from kimi.store.postgres import (PgConversationRepo, PgResponseRepo, PgStore, PgTokenVault,
+                                 PgUploadStore)
+from kimi.store.responses import StoredResponse
 from kimi.upstream.accounts import HEALTHY, Account
 from kimi.upstream.auth import TokenManager
 
@@ -99,6 +101,26 @@ async def test_uploads_dedupe_with_expiry(stores):
     assert await uploads.lookup("acct", ["sha-a"]) == {}
 
 
+async def test_stored_responses_round_trip_expire_and_purge(stores):
+    repo = PgResponseRepo(await stores())
+    now = time.time()
+    live = StoredResponse("s", "resp_1", {"id": "resp_1", "output": [{"text": "hé"}]},
+                          [["user", "hi"], ["assistant", "hello"]], now, now + 60)
+    old = StoredResponse("s", "resp_0", {"id": "resp_0"}, [], now - 120, now - 60)
+    for r in (live, old):
+        await repo.put(r)
+    assert await repo.get("s", "resp_1") == live
+    assert await repo.get("other", "resp_1") is None        # the caller's own
+    assert await repo.get("s", "resp_0") is None            # expired: gone before the purge
+    live.body["status"] = "completed"
+    await repo.put(live)                                    # saved again: replaced
+    assert (await repo.get("s", "resp_1")).body["status"] == "completed"
+    assert await repo.purge() == 1
+    assert await repo.delete("s", "resp_1") is True
+    assert await repo.delete("s", "resp_1") is False
+    assert await repo.get("s", "resp_1") is None
+
+
 async def test_an_unreachable_postgres_is_a_clear_503(postgres_server):
     from system_tools import free_port
     store = PgStore(f"postgresql://postgres@127.0.0.1:{free_port()}/x", timeout=1)
@@ -114,7 +136,7 @@ async def test_every_sqlite_column_has_its_postgresql_twin(stores, tmp_path):
     await sqlite.open()
     pg = await stores()
     try:
-        for table in ("account_tokens", "conversations", "uploads"):
+        for table in ("account_tokens", "conversations", "uploads", "responses"):
             lite = {row[1] for row in await sqlite.fetchall(f"PRAGMA table_info({table})")}
             rows = await pg.run("fetch", "SELECT column_name FROM information_schema.columns "
                                 "WHERE table_name = $1", table)

@@ -3,8 +3,8 @@
 - one process (the default): the SQLite file and in-process locks, nothing else to run;
 - several replicas: PostgreSQL (`[store] url`) for what must last, a Redis-protocol server
   (`[coordination] redis_url`) for leases, locks and cooldowns. The operator console's rows
-  (accounts and API keys added there, its traffic record) and stored Responses stay in each
-  replica's SQLite file for now.
+  (accounts and API keys added there, its traffic record) stays in each replica's SQLite file
+  for now.
 
 `kimi.app` asks `open_state` for the ports and wires them; asyncpg and redis are imported only
 when configured (the `shared` extra).
@@ -26,10 +26,11 @@ class State:
     vault: object                       # TokenVault: load_tokens, rotate
     conversations: object               # ConversationRepo
     uploads: object                     # UploadStore
+    responses: object                   # ResponseRepo (stored Responses-API answers)
     locks: object = field(default_factory=LocalLocks)
     leases: object = field(default_factory=LocalLeases)
     jobs: object = field(default_factory=LocalJobs)
-    sqlite: object = None               # the SQLite Store: console rows, stored Responses
+    sqlite: object = None               # the SQLite Store: console rows
     probes: dict = field(default_factory=dict)     # name -> async () -> bool, for /readyz
     closers: list = field(default_factory=list)
     shared_leases: bool = False
@@ -45,7 +46,8 @@ async def open_state(config: Config) -> State:
     store = Store(config.store.path)
     await store.open()
     if config.store.url:
-        from ..store.postgres import PgConversationRepo, PgStore, PgTokenVault, PgUploadStore
+        from ..store.postgres import (PgConversationRepo, PgResponseRepo, PgStore, PgTokenVault,
+                                      PgUploadStore)
         pg = PgStore(config.store.url)
         try:
             await pg.open()
@@ -53,13 +55,14 @@ async def open_state(config: Config) -> State:
             await store.close()
             raise
         state = State(PgTokenVault(pg), PgConversationRepo(pg), PgUploadStore(pg, upload_ttl),
-                      probes={"postgresql": pg.ping}, closers=[store.close, pg.close])
+                      PgResponseRepo(pg), probes={"postgresql": pg.ping}, closers=[store.close, pg.close])
     else:
         from ..store.conversations import ConversationRepo
+        from ..store.responses import ResponseRepo
         from ..store.uploads import UploadStore
         from ..store.vault import LocalTokenVault
         state = State(LocalTokenVault(store), ConversationRepo(store),
-                      UploadStore(store, upload_ttl), closers=[store.close])
+                      UploadStore(store, upload_ttl), ResponseRepo(store), closers=[store.close])
     state.sqlite = store
     await state.uploads.purge()
     if config.coordination.redis_url:

@@ -1,5 +1,6 @@
 """Durable state in PostgreSQL, for several replicas: the same tables as the SQLite store
-(rotated tokens, conversations, upload dedupe), and the same repository interfaces.
+(rotated tokens, conversations, upload dedupe, stored Responses), and the same repository
+interfaces.
 
 Refresh-token rotation is serialized by a row lock: `PgTokenVault.rotate` holds
 `SELECT ... FOR UPDATE` on the account's row while it exchanges the token with Kimi, so one
@@ -18,6 +19,8 @@ import orjson
 
 from ..coord import SharedStateUnavailable
 from .conversations import COLUMNS, Conversation
+from .responses import COLUMNS as RESPONSE_COLUMNS
+from .responses import StoredResponse
 
 log = logging.getLogger("kimi.store")
 
@@ -47,6 +50,13 @@ CREATE TABLE IF NOT EXISTS uploads (
     PRIMARY KEY (account, sha256)
 );
 CREATE INDEX IF NOT EXISTS uploads_created_at ON uploads (created_at);
+CREATE TABLE IF NOT EXISTS responses (
+    scope TEXT NOT NULL, id TEXT NOT NULL,
+    body TEXT NOT NULL, transcript TEXT NOT NULL,       -- JSON, as in the SQLite table
+    created_at DOUBLE PRECISION NOT NULL, expires_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (scope, id)
+);
+CREATE INDEX IF NOT EXISTS responses_expiry ON responses (expires_at);
 """
 SCHEMA_LOCK = 0x6B696D69      # replicas starting together create the tables one at a time
 
@@ -239,3 +249,37 @@ class PgUploadStore:
         if digests:
             await self.store.run("execute", "DELETE FROM uploads WHERE account = $1 AND "
                                  "sha256 = ANY($2::text[])", account, digests)
+
+
+class PgResponseRepo:
+    """`kimi.store.responses.ResponseRepo` on PostgreSQL."""
+
+    def __init__(self, store: PgStore):
+        self.store = store
+
+    async def get(self, scope: str, rid: str) -> StoredResponse | None:
+        row = await self.store.run("fetchrow", f"SELECT {RESPONSE_COLUMNS} FROM responses "
+                                   "WHERE scope = $1 AND id = $2 AND expires_at >= $3",
+                                   scope, rid, time.time())
+        if row is None:
+            return None
+        return StoredResponse(row[0], row[1], orjson.loads(row[2]), orjson.loads(row[3]),
+                              row[4], row[5])
+
+    async def put(self, r: StoredResponse) -> None:
+        await self.store.run(
+            "execute", f"INSERT INTO responses ({RESPONSE_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6) "
+            "ON CONFLICT (scope, id) DO UPDATE SET body = $3, transcript = $4, "
+            "created_at = $5, expires_at = $6",
+            r.scope, r.id, orjson.dumps(r.body).decode(), orjson.dumps(r.transcript).decode(),
+            float(r.created_at), float(r.expires_at))
+
+    async def delete(self, scope: str, rid: str) -> bool:
+        status = await self.store.run("execute", "DELETE FROM responses WHERE scope = $1 "
+                                      "AND id = $2", scope, rid)
+        return status != "DELETE 0"
+
+    async def purge(self, now: float | None = None) -> int:
+        status = await self.store.run("execute", "DELETE FROM responses WHERE expires_at < $1",
+                                      now or time.time())
+        return int(status.split()[-1])
