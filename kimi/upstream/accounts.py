@@ -253,9 +253,10 @@ class AccountPool:
                 wait = min(cooling) - time.time()
                 if wait <= COOLING_WAIT:
                     return          # soon usable again: the request waits for it
+                seconds = max(1, round(wait))   # the message and Retry-After agree
                 raise RateLimited(f"every Kimi account is cooling down after upstream limits; "
-                                  f"try again in {wait:.0f}s", code="accounts_cooling",
-                                  retry_after=max(1, round(wait)))
+                                  f"try again in {seconds}s", code="accounts_cooling",
+                                  retry_after=seconds)
             return
         if not candidates:
             raise Unauthorized("no Kimi account is configured: set [kimi] tokens or send "
