@@ -25,6 +25,7 @@ from kimi.app import create_app  # noqa: E402
 from kimi.config import load_config  # noqa: E402
 from kimi.emulator import EmulatorState, Reply, mint_access_token  # noqa: E402
 from kimi.emulator import create_app as create_emulator  # noqa: E402
+from kimi.web.examples import CODEX  # noqa: E402
 
 STEPS = [
     '<tool_call name="exec_command">\n{"cmd": "printf \'hello from kimi\\\\n\' > hello.txt"}'
@@ -32,15 +33,6 @@ STEPS = [
     '<tool_call name="exec_command">\n{"cmd": "cat hello.txt"}\n</tool_call>',
     "Created hello.txt and checked it.",
 ]
-PROVIDER = """model = "kimi"
-model_provider = "kimi"
-
-[model_providers.kimi]
-name = "Kimi gateway"
-base_url = "{base}/v1"
-env_key = "KIMI_GATEWAY_KEY"
-wire_api = "responses"
-"""
 
 
 def gateway_config(emu_url: str, tmp: Path):
@@ -62,7 +54,9 @@ async def main(codex: str) -> None:
     await gw.start_server()
     home = tmp / "codex"
     home.mkdir()
-    (home / "config.toml").write_text(PROVIDER.format(base=str(gw.make_url("")).rstrip("/")))
+    # The config.toml the homepage and README give users, as they would paste it.
+    (home / "config.toml").write_text(CODEX.format(base=str(gw.make_url("")).rstrip("/"),
+                                                   key="unused"))
     env = {**os.environ, "CODEX_HOME": str(home), "KIMI_GATEWAY_KEY": "placeholder"}
     try:
         proc = await asyncio.create_subprocess_exec(

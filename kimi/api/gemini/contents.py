@@ -91,9 +91,7 @@ def _add_model(messages: list[Message], parts: list, where: str) -> None:
 
 
 def _call(call: dict, where: str, position: str, index: int) -> ToolCall:
-    name = call.get("name")
-    if not isinstance(name, str) or not name:
-        raise InvalidRequest(f"{where}.name must be a non-empty string", param=f"{where}.name")
+    name = _name(call, where)
     args = call.get("args")
     if args is not None and not isinstance(args, dict):
         raise InvalidRequest(f"{where}.args must be an object", param=f"{where}.args")
@@ -101,6 +99,14 @@ def _call(call: dict, where: str, position: str, index: int) -> ToolCall:
     if not isinstance(cid, str) or not cid:
         cid = f"call_{position.replace('contents[', '').replace(']', '')}"
     return ToolCall(cid, name, args or {}, index=index)
+
+
+def _name(part: dict, where: str) -> str:
+    """The function name of a functionCall or functionResponse part."""
+    name = part.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidRequest(f"{where}.name must be a non-empty string", param=f"{where}.name")
+    return name
 
 
 def _user(parts: list, where: str, pending: list[ToolCall]) -> list[Message]:
@@ -140,9 +146,7 @@ def _unsupported(part: dict) -> bool:
 
 
 def _result(response: dict, where: str, pending: list[ToolCall]) -> Message:
-    name = response.get("name")
-    if not isinstance(name, str) or not name:
-        raise InvalidRequest(f"{where}.name must be a non-empty string", param=f"{where}.name")
+    name = _name(response, where)
     cid = response.get("id")
     if cid is not None and not isinstance(cid, str):
         raise InvalidRequest(f"{where}.id must be a string", param=f"{where}.id")
