@@ -59,19 +59,22 @@ class ChatService:
                 plan.rebuild(req)
         return Turn(self, req, scope, accounts, plan, trace)
 
-    async def stream(self, turn: Turn) -> AsyncIterator:
+    def stream(self, turn: Turn) -> AsyncIterator:
         """The raw events of a turn's first answer. Fails over to another account on a
         retryable error as long as nothing has been yielded that a client could have seen."""
-        if self.attachments is not None:
-            # Downloads happen once per turn and hold no account's stream slot meanwhile.
-            turn.blobs = await self.attachments.gather(turn.req, turn.plan.new_messages)
+        if self.attachments is None or not any(m.attachments for m in turn.plan.new_messages):
+            return self._attempts(turn, set())
+        return self._with_attachments(turn)
+
+    async def _with_attachments(self, turn: Turn) -> AsyncIterator:
+        # Downloads happen once per turn and hold no account's stream slot meanwhile.
+        turn.blobs = await self.attachments.gather(turn.req, turn.plan.new_messages)
         try:
             async with aclosing(self._attempts(turn, set())) as events:
                 async for ev in events:
                     yield ev
         finally:
-            if self.attachments is not None:
-                self.attachments.close_all(turn.blobs)
+            self.attachments.close_all(turn.blobs)
 
     async def follow_up(self, turn: Turn, prompt: str) -> AsyncIterator:
         """A further message in the chat the turn's answer is in (parent: that answer), on

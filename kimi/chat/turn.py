@@ -90,11 +90,8 @@ class Turn:
         if plan.lock is not None:
             plan.lock.release()
 
-    async def events(self) -> AsyncIterator:
-        run = _Run(self)
-        async with aclosing(run.events()) as events:
-            async for ev in events:
-                yield ev
+    def events(self) -> AsyncIterator:
+        return _Run(self).events()
 
     async def commit(self, answer: Message) -> None:
         """Store the turn in its conversation (a no-op for a stateless turn)."""

@@ -37,6 +37,15 @@ DRAIN_SECONDS = 1.0         # how long the end of a response is awaited after it
 log = logging.getLogger("kimi.upstream")
 
 
+def frame_json(body: bytes) -> dict | None:
+    """A frame's JSON object (None when it is some other JSON value)."""
+    try:
+        obj = orjson.loads(body) if body else {}
+    except orjson.JSONDecodeError:
+        raise UpstreamError("Kimi sent a frame that is not JSON", code="upstream_bad_frame") from None
+    return obj if isinstance(obj, dict) else None
+
+
 class KimiClient:
     def __init__(self, base_url: str, connect_timeout: float, idle_timeout: float,
                  keepalive: float = 60.0):
@@ -89,9 +98,11 @@ class KimiClient:
         return dict(_headers(self.base_url, token, content_type))
 
     async def chat(self, session: aiohttp.ClientSession, headers: dict,
-                   payload: dict) -> AsyncIterator[list[dict]]:
-        """Yields the data frames' JSON of each network read, as one list (a read usually
-        carries several frames); raises the mapped error of an error frame."""
+                   payload: dict) -> AsyncIterator[list[bytes]]:
+        """Yields the data frames of each network read, as one list of their JSON texts (a
+        read usually carries several frames; the reader decodes each with `frame_json` in
+        turn, so the first piece goes on before the rest of the read is decoded); raises the
+        mapped error of an error frame."""
         try:
             resp = await session.post(self.base_url + CHAT_PATH, data=encode_frame(payload),
                                       headers=headers)
@@ -100,25 +111,18 @@ class KimiClient:
                 if resp.status != 200:
                     raise await http_error(resp)
                 decoder = ConnectFrameDecoder()
-                loads = orjson.loads
                 async for data in resp.content.iter_any():
                     frames = []
                     for flags, body in decoder.feed(data):
-                        try:
-                            obj = loads(body) if body else {}
-                        except orjson.JSONDecodeError:
-                            if frames:      # the good frames before it still count
-                                yield frames
-                            raise
                         if flags & FLAG_END_STREAM:
                             ended = True
                             if frames:
                                 yield frames
-                            if isinstance(obj, dict) and obj.get("error"):
+                            obj = frame_json(body)
+                            if obj is not None and obj.get("error"):
                                 raise map_connect_error(obj["error"])
                             return
-                        if isinstance(obj, dict):
-                            frames.append(obj)
+                        frames.append(body)
                     if frames:
                         yield frames
             finally:
@@ -132,8 +136,6 @@ class KimiClient:
         except aiohttp.ClientConnectionError as e:
             raise UpstreamUnavailable(f"cannot reach Kimi: {type(e).__name__}",
                                       code="upstream_unreachable", retryable=True) from None
-        except orjson.JSONDecodeError:
-            raise UpstreamError("Kimi sent a frame that is not JSON", code="upstream_bad_frame") from None
         raise UpstreamError("Kimi's stream ended without its end-stream frame",
                             code="upstream_stream_interrupted", retryable=True)
 

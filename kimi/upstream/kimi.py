@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from ..canonical.events import FLUSH, Finish
@@ -12,7 +13,7 @@ from ..canonical.request import ModelSpec
 from ..errors import GatewayError
 from .accounts import Account, AccountPool
 from .auth import TokenManager, check_live
-from .client import CANCEL_PATH, DELETE_PATH, KimiClient
+from .client import CANCEL_PATH, DELETE_PATH, KimiClient, frame_json
 from .decode import StreamDecoder
 from .payload import build_chat_payload
 from .uploads import FileUploads
@@ -49,12 +50,15 @@ class KimiUpstream:
                                      file_ids=file_ids)
         decoder = StreamDecoder()
         try:
-            async for frames in self.client.chat(session, headers, payload):
-                for frame in frames:
-                    for ev in decoder.decode(frame):
-                        yield ev
-                reply.chat_id, reply.message_id = decoder.chat_id, decoder.message_id
-                yield FLUSH
+            async with aclosing(self.client.chat(session, headers, payload)) as reads:
+                async for frames in reads:
+                    for body in frames:
+                        frame = frame_json(body)
+                        if frame is not None:
+                            for ev in decoder.decode(frame):
+                                yield ev
+                    reply.chat_id, reply.message_id = decoder.chat_id, decoder.message_id
+                    yield FLUSH
             reply.finished = True
             yield Finish(decoder.finish_reason, decoder.finish_message)
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import time
 
@@ -29,7 +30,9 @@ def token_kind(token: str) -> str:
     return "refresh"
 
 
+@functools.lru_cache(maxsize=4096)
 def expires_at(token: str) -> float | None:
+    """Read once per token (every request checks its account's token; bounded like the pool)."""
     claims = jwt_claims(token)
     exp = claims.get("exp") if claims else None
     return float(exp) if isinstance(exp, (int, float)) else None

@@ -15,6 +15,7 @@ a position in a list or anything shown in logs, /metrics or status pages):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -35,7 +36,13 @@ class Caller:
     kimi_tokens: tuple[str, ...] = ()    # pass-through credentials (Bearer T1,T2)
 
 
+CALLER = web.RequestKey("caller", Caller)
+
+
+@functools.lru_cache(maxsize=512)
 def secret_digest(secret: str) -> str:
+    """Remembered for the few secrets that call often (a bounded set, in memory only, like
+    the configured keys and tokens themselves)."""
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -58,10 +65,15 @@ def other_key(request: web.Request) -> str | None:
 
 
 def caller_of(request: web.Request) -> Caller:
-    """The caller of a request, with the app's API keys and accounts."""
+    """The caller of a request, with the app's API keys and accounts; checked once per
+    request (a route asks before reading the body, the turn again)."""
+    caller = request.get(CALLER)
+    if caller is not None:
+        return caller
     config, service = request.app[CONFIG], request.app[SERVICE]
     caller = authenticate(request, config.server.api_keys, bool(service.pool.accounts),
                           request.app.get(API_KEYS))
+    request[CALLER] = caller
     if TRACE in request:
         request[TRACE].api_key = caller.api_key_id     # for the console's traffic record
     return caller

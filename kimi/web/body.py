@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from ..errors import InvalidRequest, PayloadTooLarge
-from .inline import RAW_KEYS, BodyScanner
+from .inline import INLINE_MIN, RAW_KEYS, BodyScanner
 from .keys import BODY_BUDGET, CONFIG
 from .middleware import CLEANUP
 
@@ -32,14 +32,20 @@ async def read_json(request: web.Request, claim=None, raw_keys: tuple[bytes, ...
         raise InvalidRequest(f"this endpoint takes a JSON body, not {request.content_type}: send "
                              "JSON with 'Content-Type: application/json' (files go inside it as "
                              "data: URLs or file_data)", code="unsupported_content_type")
-    scanner = BodyScanner(request.app[CONFIG].files.max_mb * 1024 * 1024, raw_keys)
+    small = (request.content_length or INLINE_MIN + 1) <= INLINE_MIN \
+        and "Content-Encoding" not in request.headers
+    scanner = _Plain() if small else \
+        BodyScanner(request.app[CONFIG].files.max_mb * 1024 * 1024, raw_keys)
     try:
         size = await _read_body(request, scanner)
         if not size:
             raise InvalidRequest("the request body is empty; send a JSON object")
+        # A short body with fewer brackets than MAX_DEPTH cannot nest deeper.
+        deep = not small or scanner.out.count(b"[") + scanner.out.count(b"{") > MAX_DEPTH
         # The parser a body of this size always had, so its errors read the same.
         body = _loads_large(scanner.out) if size > LARGE_BODY else _loads(scanner.out)
-        check_depth(body)
+        if deep:
+            check_depth(body)
         if scanner.payloads:
             if claim is not None:
                 claim(body, scanner.take)
@@ -49,6 +55,25 @@ async def read_json(request: web.Request, claim=None, raw_keys: tuple[bytes, ...
         raise
     request[CLEANUP].append(scanner.close)
     return body
+
+
+class _Plain:
+    """A body too short to hold a value BodyScanner would take out (INLINE_MIN): kept as
+    it is read, with nothing to restore."""
+
+    payloads: dict = {}
+
+    def __init__(self):
+        self.out = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        self.out += chunk
+
+    def finish(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def _loads(data: bytearray):

@@ -106,7 +106,7 @@ def _history_calls(m: dict, where: str) -> tuple[ToolCall, ...]:
 def _freeform_calls(messages: list[Message], tools: Tools) -> list[Message]:
     """A freeform tool's call goes out as a function call with arguments {"input": raw}
     (encode.arguments_text); the client echoes it so. Back to the raw input, as stored."""
-    custom = {s.name for s in tools.specs if s.kind == ToolKind.CUSTOM}
+    custom = {s.name for s in tools.specs if s.kind == ToolKind.CUSTOM} if tools else None
     if not custom:
         return messages
     for m in messages:
@@ -149,10 +149,16 @@ def _content(content, where: str) -> tuple[str, tuple[Attachment, ...]]:
 
 # --- tools ---------------------------------------------------------------------------------
 
+NO_TOOLS = Tools()
+TOOL_FIELDS = ("tools", "functions", "tool_choice", "function_call", "parallel_tool_calls")
+
+
 def decode_tools(body: dict) -> Tools:
     """`tools` (or the legacy `functions`), `tool_choice` (or `function_call`) and
     `parallel_tool_calls`. Tool types other than function and custom (built-in tools of
     other products) are ignored."""
+    if body.keys().isdisjoint(TOOL_FIELDS):
+        return NO_TOOLS
     raw = body.get("tools")
     if raw is None and body.get("functions") is not None:
         raw = [{"type": "function", "function": f} for f in _list(body["functions"], "functions")]
