@@ -44,7 +44,7 @@ class CitationRewriter:
 
     def feed(self, text: str) -> tuple[str, list[tuple[int, int, Citation]]]:
         buf = self._pending + text
-        if not self.sources and not any(c in buf for c in _START):
+        if not self.sources and _START[0] not in buf and _START[1] not in buf:
             self._pending = ""
             return self._plain(buf), []
         hold = PARTIAL.search(buf)

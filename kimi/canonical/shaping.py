@@ -175,6 +175,8 @@ class AnswerShaper:
         if text:
             out.append(self._content(text))
             self.answered += len(text)
+        if not self._spans:
+            return out
         ready = [s for s in self._spans if s[1] <= self.answered]
         self._spans = [s for s in self._spans if s[1] > self.answered]
         for start, end, source in ready:

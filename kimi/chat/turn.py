@@ -181,6 +181,8 @@ class _Run:
 
     def _text(self, text: str) -> list:
         if self.tools is None:
+            if self.json is None:       # no stage: straight to the shaper
+                return self._shaped(self.shaper.text(text))
             return self._after_tools([text])
         out = []
         for t in self.tools.thinking_done():
