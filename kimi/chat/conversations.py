@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import secrets
 import time
-import uuid
 from dataclasses import dataclass, field
 
 import orjson
@@ -143,7 +143,7 @@ class Conversations:
         if cid is not None and cid.strip() not in NEW_IDS:
             return await self._explicit(req, scope, check_id(cid.strip()), create=False)
         if cid is not None:      # "none": a new conversation the client will continue by id
-            return self._new(req, "conv-" + uuid.uuid4().hex, self.ttl)
+            return self._new(req, "conv-" + secrets.token_hex(16), self.ttl)
         if self.auto_ttl <= 0:
             return Plan(conv_id=None, prompt=build_prompt(req, req.messages),
                         new_messages=req.messages)
@@ -186,14 +186,14 @@ class Conversations:
                 if fresh is not None and fresh.digest == conv.digest:
                     plan = self._continue(req, fresh, lock)
                     # Each answer gets its own id (clients key messages by it); the row moves on.
-                    plan.conv_id, plan.replaces = "chatcmpl-" + uuid.uuid4().hex, fresh.id
+                    plan.conv_id, plan.replaces = "chatcmpl-" + secrets.token_hex(16), fresh.id
                     plan.auto = fresh.auto
                     return plan
             except BaseException:
                 lock.release()
                 raise
             lock.release()
-        return self._new(req, "chatcmpl-" + uuid.uuid4().hex, self.auto_ttl, auto=True)
+        return self._new(req, "chatcmpl-" + secrets.token_hex(16), self.auto_ttl, auto=True)
 
     def _continue(self, req: ChatRequest, conv: Conversation, lock) -> Plan:
         known = len(conv.transcript)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import secrets
 import time
-import uuid
 
 import orjson
 from aiohttp import web
@@ -71,7 +71,7 @@ def _http_error(request: web.Request, e: web.HTTPException) -> GatewayError:
 @web.middleware
 async def errors_and_logs(request: web.Request, handler):
     given = request.headers.get("X-Request-Id", "")
-    rid = given if _SAFE_ID.fullmatch(given) else uuid.uuid4().hex[:16]
+    rid = given if _SAFE_ID.fullmatch(given) else secrets.token_hex(8)
     trace = Trace(request_id=rid,
                   route=f"{request.method} {request.path}", started=time.monotonic())
     request[TRACE] = trace

@@ -92,26 +92,29 @@ class SSEStream:
             self._pending_size = 0
             await self.resp.write(data)
 
-    async def _keep_alive(self) -> None:
-        while True:
-            delay = self.last_write + self.keepalive - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            elif self.accepted:
-                await self.write(self.ping() if callable(self.ping) else self.ping)
-                try:
-                    await self.flush()
-                except ConnectionResetError:
-                    return      # the client is gone; the stream's own next write finds out
-            else:
-                # Still waiting for an account or for Kimi to accept: a real status may yet
-                # be sent, so nothing goes out.
-                await asyncio.sleep(self.keepalive)
+    def _tick(self) -> None:
+        """A timer (no task per stream): a keep-alive once the stream is `keepalive` silent."""
+        delay = self.last_write + self.keepalive - time.monotonic()
+        if delay <= 0 and self.accepted:
+            self._ticker = asyncio.ensure_future(self._ping())
+            return
+        # Not silent that long yet; or still waiting for an account or for Kimi to accept: a
+        # real status may yet be sent, so nothing goes out.
+        self._ticker = asyncio.get_running_loop().call_later(
+            delay if delay > 0 else self.keepalive, self._tick)
+
+    async def _ping(self) -> None:
+        await self.write(self.ping() if callable(self.ping) else self.ping)
+        try:
+            await self.flush()
+        except ConnectionResetError:
+            return      # the client is gone; the stream's own next write finds out
+        self._tick()
 
     async def run(self, events, encode, head: bytes, tail, on_error) -> web.StreamResponse:
         """Write `head` before the first content, `encode(ev)` per event, `tail()` at the end;
         `on_error(e)` gives the in-band bytes for an error after the response started."""
-        ticker = asyncio.get_running_loop().create_task(self._keep_alive())
+        self._ticker = asyncio.get_running_loop().call_later(self.keepalive, self._tick)
         self.disconnected = False
         complete = False
         try:
@@ -155,5 +158,5 @@ class SSEStream:
                 raise
             asyncio.current_task().uncancel()
         finally:
-            ticker.cancel()
+            self._ticker.cancel()
         return self.resp
