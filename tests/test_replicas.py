@@ -240,6 +240,9 @@ async def test_a_console_key_made_on_one_replica_works_on_the_other_and_a_revoca
     row = await conn.fetchrow("SELECT * FROM api_keys")
     await conn.close()
     assert row["id"] == made["id"] and secret not in str(dict(row))
+    # No SQLite file beside PostgreSQL: the start line names the shared store, no user in it.
+    assert " store=postgresql://127.0.0.1:" in cluster.logs[0].read_text()
+    assert not list(cluster.tmp.glob("unused-*.sqlite3"))
 
 
 async def test_per_key_counters_add_up_across_replicas(cluster, emu):
