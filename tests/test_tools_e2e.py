@@ -144,6 +144,29 @@ async def test_tool_choice_none_sends_no_contract_and_makes_no_call(gw, emu):
     assert "ZEBRA-DESCRIPTION" not in prompts(emu)[-1]
 
 
+@pytest.mark.parametrize("form", ["ours", "hermes", "kimi-native"])
+async def test_tool_choice_none_drops_a_call_the_chat_still_writes(gw, emu, form):
+    """A chat told the tools in an earlier turn may still write a call after tool_choice
+    became none: no call comes out and no marker shows, the prose around it stays."""
+    emu.state.replies.append(Reply(text=f"Let me check. {CALL_FORMS[form]} Sunny, I guess.",
+                                   chunk=7))
+    stream = await gw.client().chat.completions.create(model="kimi", messages=ASK, tools=TOOLS,
+                                                       tool_choice="none", stream=True)
+    text, _, calls, finish = await collect_stream(stream)
+    assert calls == [] and finish == "stop"
+    assert text.startswith("Let me check.") and text.endswith("Sunny, I guess."), text
+    no_markers(text)
+    assert len(emu.state.chat_requests) == 1, "no follow-up for a dropped call"
+
+
+async def test_tool_choice_none_keeps_a_json_answer_as_text(gw, emu):
+    answer = '{"name": "get_weather", "arguments": {"city": "Paris"}}'
+    emu.state.replies.append(Reply(text=answer))
+    r = await gw.client().chat.completions.create(model="kimi", messages=ASK, tools=TOOLS,
+                                                  tool_choice="none")
+    assert r.choices[0].message.content == answer and r.choices[0].message.tool_calls is None
+
+
 async def test_a_call_only_in_the_thinking_is_used(gw, emu):
     emu.state.replies.append(Reply(think="I should call the tool. " + CALL_FORMS["ours"], text=""))
     stream = await gw.client().chat.completions.create(model="kimi-thinking", messages=ASK,
