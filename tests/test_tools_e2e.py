@@ -210,6 +210,27 @@ async def test_an_unknown_tool_name_is_text(gw, emu):
     assert r.choices[0].message.tool_calls is None
 
 
+async def test_a_stored_conversation_shows_its_tool_calls_and_results(gw, emu):
+    emu.state.replies.append(Reply(text=CALL_FORMS["ours"]))
+    emu.state.replies.append(Reply(text="Sunny."))
+    url = gw.url + "/v1/chat/completions/agent-1"
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url, json={"model": "kimi", "messages": ASK, "tools": TOOLS}) as r:
+            call = (await r.json())["choices"][0]["message"]["tool_calls"][0]
+        result = {"role": "tool", "tool_call_id": call["id"], "content": "21 degrees"}
+        async with s.post(url, json={"model": "kimi", "messages": [result], "tools": TOOLS}) as r:
+            assert (await r.json())["choices"][0]["message"]["content"] == "Sunny."
+        async with s.get(gw.url + "/v1/conversations/agent-1") as r:
+            messages = (await r.json())["messages"]
+    assert messages == [
+        ASK[0],
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": call["id"], "type": "function", "function": {
+                "name": "get_weather", "arguments": '{"city":"Paris","days":2}'}}]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "21 degrees"},
+        {"role": "assistant", "content": "Sunny."}]
+
+
 async def agent_step(client, history, reply_text, emu, tools=TOOLS):
     emu.state.replies.append(Reply(text=reply_text))
     r = await client.chat.completions.create(model="kimi", messages=history, tools=tools)
