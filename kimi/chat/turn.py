@@ -18,7 +18,7 @@ from contextlib import aclosing
 from ..canonical.events import FLUSH, Finish, FinishReason, ReasoningDelta, TextDelta, Usage
 from ..canonical.request import ChatRequest, Message, Trace
 from ..canonical.shaping import AnswerShaper, ShapeOptions
-from ..canonical.tools import ChoiceMode, ToolCall
+from ..canonical.tools import ToolCall
 from ..tools import render_call, render_contract
 from .answer import JsonStage, ToolStage
 from .conversations import Plan
@@ -119,8 +119,7 @@ class _Run:
             stop=req.stop, max_tokens=req.max_tokens, silent=req.spec.silent or json_only,
             think_tags=turn.service.think_tags and not json_only,
             cap_reasoning=req.show_reasoning), self.counter)
-        self.tools = ToolStage(req.tools, req.call_id_prefix) \
-            if req.tools and req.tools.choice.mode != ChoiceMode.NONE else None
+        self.tools = ToolStage(req.tools, req.call_id_prefix) if req.tools else None
         self.json = JsonStage(req.output) if req.output is not None else None
         self.texts: list[str] = []      # the content as the client received it
         self.thoughts: list[str] = []
