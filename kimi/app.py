@@ -113,7 +113,7 @@ async def _services(app: web.Application):
     service = ChatService(pool, upstream, conversations, attachments=attachments,
                           counter=app[TOKEN_COUNTER], delete_chats=config.kimi.delete_chats,
                           overflow=config.store.overflow, think_tags=config.kimi.think_tags,
-                          retries=config.tools.retries)
+                          retries=config.tools.retries, count_usage=bool(config.admin.key))
     app[PROBES] = state.probes
     app[SERVICE] = service
     app[RESPONSES] = StoredResponses(state.responses,

@@ -131,12 +131,13 @@ class _Run:
         # The prompt is counted while Kimi answers: from its first event (the request is out
         # then), between its frames, not after the last one.
         want, prompt = turn.req.include_usage, None
+        count = want or service.count_usage
         try:
             source = service.stream(turn)
             for attempt in range(1 + service.retries):
                 async with aclosing(self._read(source)) as events:
                     async for ev in events:
-                        if want and prompt is None:
+                        if count and prompt is None:
                             prompt = asyncio.ensure_future(count_prompt(self.counter, turn.req))
                         yield ev
                 for ev in self._end_of_answer():
@@ -154,8 +155,10 @@ class _Run:
             yield FLUSH                     # the last pieces go out before the store write
             await turn.commit(Message(role="assistant", text="".join(self.texts),
                                       tool_calls=tuple(self.calls)))
-            if want:
-                yield await self._usage(await (prompt or count_prompt(self.counter, turn.req)))
+            if count:
+                usage = await self._usage(await (prompt or count_prompt(self.counter, turn.req)))
+                if want:
+                    yield usage
         finally:
             if prompt is not None:
                 prompt.cancel()         # a turn that ended early: the count is not needed
