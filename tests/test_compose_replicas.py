@@ -13,7 +13,7 @@ import aiohttp
 from kimi.emulator import mint_access_token
 from system_tools import free_port, launch
 from test_docker import copy_image_layout, image_env
-from test_replicas import Cluster, answer, chat
+from test_replicas import ADMIN, Cluster, answer, chat, chat_as, console, until
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = (ROOT / "docker-compose.yml").read_text()
@@ -60,7 +60,10 @@ def test_the_profile_wires_its_replicas_to_the_shared_servers_and_nginx():
     services = replica_services()
     assert services == ["kimi-a", "kimi-b"]
     site = (ROOT / "deploy" / "nginx-replicas.conf").read_text()
-    assert re.findall(r"server ([\w-]+):8000 ", site) == services
+    # Every upstream block (the API's, the console's) lists the replicas.
+    blocks = re.findall(r"upstream \w+ \{(.*?)\}", site, re.S)
+    assert len(blocks) == 2
+    assert [re.findall(r"server ([\w-]+):8000 ", b) for b in blocks] == [services] * 2
     env = replica_environment({})
     store, redis = urlsplit(env["STORE_URL"]), urlsplit(env["REDIS_URL"])
     pg = service_environment("postgres")
@@ -75,7 +78,7 @@ async def test_the_replicas_profile_serves_one_conversation_from_both_replicas(
         tmp_path, emu, postgres_url, redis_url):
     key = "choose-a-key"
     env = replica_environment({"KIMI_TOKENS": mint_access_token("user-compose"),
-                               "API_KEYS": key})
+                               "API_KEYS": key, "ADMIN_KEY": ADMIN})
     env["STORE_URL"], env["REDIS_URL"] = postgres_url, redis_url    # compose's `postgres`, `redis`
     app = copy_image_layout(tmp_path / "image")
     cluster, running = Cluster(tmp_path, emu, postgres_url, redis_url), []
@@ -98,6 +101,12 @@ async def test_the_replicas_profile_serves_one_conversation_from_both_replicas(
                 assert status == 200 and answer(text).startswith(f"[turn {turn}]"), text
         async with aiohttp.ClientSession() as s:
             assert (await chat(s, cluster.url))[0] == 401
+            # The console (ADMIN_KEY): a key made on one replica serves through the other.
+            made = await console(s, a, "POST", "keys", {"name": "compose"}, status=201)
+
+            async def works_on_b():
+                return (await chat_as(s, b, made["secret"]))[0] == 200
+            await until(works_on_b, 3.0)
         assert len({r["chat_id"] for r in emu.state.chat_requests if r.get("chat_id")}) == 1
     finally:
         await cluster.stop()
