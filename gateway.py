@@ -8,6 +8,7 @@ import gc
 import logging
 import os
 import sys
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -15,6 +16,14 @@ from kimi import __version__
 from kimi.app import create_app
 from kimi.config import ConfigError, exposure_problem, load_config
 from kimi.errors import GatewayError
+
+
+def _store_name(config) -> str:
+    """The SQLite file, or PostgreSQL's address without its user and password."""
+    if not config.store.url:
+        return os.path.abspath(config.store.path)
+    u = urlsplit(config.store.url)
+    return f"{u.scheme}://{u.hostname}{f':{u.port}' if u.port else ''}{u.path}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = f"accounts ({accounts})" if accounts else "pass-through (clients send Kimi tokens)"
     banner = (f"kimi-gateway {__version__} listening on http://{host}:{port} "
               f"config={config.source} accounts={accounts} mode={mode} "
-              f"upstream={config.kimi.base_url} store={os.path.abspath(config.store.path)} "
+              f"upstream={config.kimi.base_url} store={_store_name(config)} "
               f"keys={'required' if config.server.api_keys else 'none'} "
               f"loop={type(loop).__module__.split('.')[0]}")
     app = create_app(config)

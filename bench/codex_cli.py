@@ -3,10 +3,11 @@
 A manual check, not a test (Codex is a 400 MB npm package: `npm install @openai/codex`, then
 pass node_modules/.bin/codex). Starts the emulator and the gateway in this process, writes a
 CODEX_HOME with the provider block the README shows, and runs `codex exec` on a task the
-emulator answers in three steps: a shell command that writes a file, one that reads it, then
-a final answer. Prints Codex's output, the file it wrote and the size of each prompt that
-went upstream with its Kimi chat id: from step 2 only the new tool output goes upstream, in
-the same chat.
+emulator answers in three steps: an `apply_patch` call that adds a file, a shell command that
+reads it, then a final answer. Prints Codex's output, the file it wrote, the requests Codex
+made (its model metadata request first), the tools it offered the model, and the size of each
+prompt that went upstream with its Kimi chat id: from step 2 only the new tool output goes
+upstream, in the same chat.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -28,8 +30,8 @@ from kimi.emulator import create_app as create_emulator  # noqa: E402
 from kimi.web.examples import CODEX  # noqa: E402
 
 STEPS = [
-    '<tool_call name="exec_command">\n{"cmd": "printf \'hello from kimi\\\\n\' > hello.txt"}'
-    "\n</tool_call>",
+    '<tool_call name="apply_patch">\n*** Begin Patch\n*** Add File: hello.txt\n+hello from kimi\n'
+    "*** End Patch\n</tool_call>",
     '<tool_call name="exec_command">\n{"cmd": "cat hello.txt"}\n</tool_call>',
     "Created hello.txt and checked it.",
 ]
@@ -50,7 +52,13 @@ async def main(codex: str) -> None:
     emu = TestServer(create_emulator(state))
     await emu.start_server()
     tmp, work = Path(tempfile.mkdtemp()), tempfile.mkdtemp()
-    gw = TestServer(create_app(gateway_config(str(emu.make_url("")).rstrip("/"), tmp)))
+    app = create_app(gateway_config(str(emu.make_url("")).rstrip("/"), tmp))
+    seen = []       # every request Codex made of the gateway, with the answer's status
+
+    async def note(request, response):
+        seen.append(f"{request.method} {request.path_qs} -> {response.status}")
+    app.on_response_prepare.append(note)
+    gw = TestServer(app)
     await gw.start_server()
     home = tmp / "codex"
     home.mkdir()
@@ -72,6 +80,11 @@ async def main(codex: str) -> None:
     print(f"codex exit code: {proc.returncode}")
     written = Path(work, "hello.txt")
     print(f"hello.txt: {written.read_text()!r}" if written.exists() else "hello.txt: missing")
+    print("requests:", *seen, sep="\n  ")
+    first = "".join((b.get("text") or {}).get("content", "")
+                    for b in state.chat_requests[0]["message"]["blocks"])
+    tools = re.findall(r'<tool name="([^"]+)"( input="text")?>', first)
+    print("tools offered:", ", ".join(n + (" (freeform)" if t else "") for n, t in tools))
     for i, r in enumerate(state.chat_requests):
         prompt = "".join((b.get("text") or {}).get("content", "") for b in r["message"]["blocks"])
         print(f"upstream prompt {i + 1}: {len(prompt):>6} characters, "

@@ -52,3 +52,26 @@ def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     rank = min(len(ordered), max(1, math.ceil(p / 100 * len(ordered))))
     return ordered[rank - 1]
+
+
+def tree_cpu_seconds(roots: list[int]) -> float:
+    """CPU time of the processes `roots` and all their descendants (e.g. PostgreSQL's
+    backends), as they are now; a process that vanished meanwhile counts as nothing."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            children.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), []).append(int(name))
+    total, todo = 0.0, list(roots)
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            total += cpu_seconds(pid)
+        except OSError:
+            pass
+    return total

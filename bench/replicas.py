@@ -9,8 +9,11 @@ proxy, redis-server and PostgreSQL (bench/servers.py) on loopback, then for each
 
 one stream at a time, bursts of 50 and 200 simultaneous streams (added time to first chunk over the emulator
 direct, p50/p99, with the do-nothing proxy at the same concurrency in the same minute) and
-streams per second with 50 always in flight. The table goes into BENCHMARKS.md between the
-replicas markers. Every process shares this machine's cores: read the figures with that.
+streams per second with 50 always in flight. For the bursts of 200 through the gateway it
+also counts the CPU time each burst took, of all the bench's processes (emulator, client,
+gateways, nginx, PostgreSQL with its backends, Redis; other work on the machine is not
+counted) and of the gateways alone: when all of them share the same few cores, their CPU
+time divided by the cores is the shortest a burst can take, however many replicas serve it. The table goes into BENCHMARKS.md between the replicas markers.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench.clients import direct_stream, gateway_stream, new_session  # noqa: E402
 from bench.phases import PROMPT  # noqa: E402
 from bench.procs import ROOT, _has_uvloop, _wait_http, free_port, gateway_config  # noqa: E402
-from bench.procstat import percentile  # noqa: E402
+from bench.procstat import cpu_seconds, percentile, tree_cpu_seconds  # noqa: E402
 from bench.report import write_benchmarks  # noqa: E402
 from bench.servers import Postgres, RedisServer  # noqa: E402
 from kimi.emulator import mint_access_token  # noqa: E402
@@ -117,19 +120,32 @@ async def burst(s, mode: str, url: str, direct: list[str], conc: int) -> list[fl
     return [r.ttfc for r in results]
 
 
-async def measure(s, urls: dict, direct: list[str], quick: bool) -> dict:
+async def measure(s, urls: dict, direct: list[str], quick: bool, pids: list[int],
+                  everything: list[int]) -> dict:
+    """`pids`: the gateways; `everything`: the bench's processes (their children counted too)."""
     out = {}
     for conc, rounds in ((1, 20 if quick else 60), (50, 2 if quick else 6),
                          (200, 2 if quick else 6)):
         got = {"d": [], "g": [], "n": []}
+        cpu = {"wall": [], "bench": [], "gateways": []}
         for r in range(rounds):
             for mode in ("d", "g", "n")[r % 3:] + ("d", "g", "n")[:r % 3]:
+                if conc == 200 and mode == "g":
+                    before = (time.monotonic(), tree_cpu_seconds(everything),
+                              sum(map(cpu_seconds, pids)))
                 got[mode] += await burst(s, mode, urls[mode], direct, conc)
+                if conc == 200 and mode == "g":
+                    after = (time.monotonic(), tree_cpu_seconds(everything),
+                             sum(map(cpu_seconds, pids)))
+                    for key, b, a in zip(cpu, before, after):
+                        cpu[key].append(a - b)
                 await asyncio.sleep(0.3 if conc > 1 else 0.02)
         for p in (50, 99):
             d = percentile(got["d"], p) * 1000
             out[f"g{conc}_p{p}"] = percentile(got["g"], p) * 1000 - d
             out[f"n{conc}_p{p}"] = percentile(got["n"], p) * 1000 - d
+    for key, values in cpu.items():
+        out[f"burst200_{key}_ms"] = percentile(values, 50) * 1000
 
     out["streams_per_s"] = await streams_per_second(s, urls["g"], 2.0 if quick else 6.0)
     return out
@@ -180,7 +196,10 @@ async def run(quick: bool, workdir: str) -> dict:
             async with new_session() as s:
                 await burst(s, "g", url, direct, accounts)      # warm every account
                 results[name] = await measure(
-                    s, {"d": emu_url, "n": f"http://127.0.0.1:{null_port}", "g": url}, direct, quick)
+                    s, {"d": emu_url, "n": f"http://127.0.0.1:{null_port}", "g": url}, direct,
+                    quick, [p.pid for p in started[:count]],
+                    [os.getpid(), redis.proc.pid, pg.proc.pid] + [p.pid for p in procs.procs
+                                                                  if p.returncode is None])
             print(f"  {name}: {results[name]}", flush=True)
             await procs.stop(started)
             await asyncio.sleep(0.5)
@@ -211,16 +230,23 @@ def render(results: dict, quick: bool) -> str:
             ("added time to first chunk, burst of 200, p50 (ms)", "g200_p50", "n200_p50"),
             ("added time to first chunk, burst of 200, p99 (ms)", "g200_p99", "n200_p99")]
     names = list(results)
+    cpus = os.cpu_count() or 1
     lines = [f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
              f"{' (--quick)' if quick else ''}, {os.cpu_count()} CPUs shared by every process",
              "(emulator, client, gateways, nginx, PostgreSQL, Redis); 200 accounts. Each column",
              "is timed against the emulator direct in the same minute; the do-nothing proxy",
-             f"column was measured beside `{names[0]}`.", "",
+             f"column was measured beside `{names[0]}`. The CPU time of a burst, divided by the",
+             f"{cpus} CPUs, is the shortest it could take here.", "",
              "| figure | " + " | ".join(names) + " | do-nothing proxy |",
              "|---|" + "---:|" * (len(names) + 1)]
     for label, key, floor in rows:
         cells = [f"{results[n][key]:.1f}" for n in names]
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {results[names[0]][floor]:.1f} |")
+    for label, key in (("burst of 200 streams, whole burst: wall time, median (ms)", "wall"),
+                       ("  CPU time of all the bench's processes in it (ms)", "bench"),
+                       ("  of that, the gateway(s) (ms)", "gateways")):
+        cells = [f"{results[n][f'burst200_{key}_ms']:.0f}" for n in names]
+        lines.append(f"| {label} | " + " | ".join(cells) + " | |")
     cells = [f"{results[n]['streams_per_s']:.0f}" for n in names]
     lines.append("| streams per second, 50 in flight | " + " | ".join(cells) + " | |")
     return "\n".join(lines) + "\n"

@@ -11,7 +11,8 @@ from aiohttp import web
 
 from .admin import routes as console_routes
 from .admin.accounts import ConsoleAccounts
-from .admin.console import CONSOLE, TRAFFIC, Console
+from .admin.console import CONSOLE, TRAFFIC, Console, replica_name
+from .admin.follow import Follower
 from .admin.keys import ApiKeys
 from .admin.session import Sessions
 from .admin.traffic import TrafficLog
@@ -112,14 +113,14 @@ async def _services(app: web.Application):
     service = ChatService(pool, upstream, conversations, attachments=attachments,
                           counter=app[TOKEN_COUNTER], delete_chats=config.kimi.delete_chats,
                           overflow=config.store.overflow, think_tags=config.kimi.think_tags,
-                          retries=config.tools.retries)
+                          retries=config.tools.retries, count_usage=bool(config.admin.key))
     app[PROBES] = state.probes
     app[SERVICE] = service
     app[RESPONSES] = StoredResponses(state.responses,
                                      config.store.conversation_ttl_days * 86400)
     for account in pool.accounts:
         await tokens.restore(account)
-    managed = await _console(app, ConsoleRepo(state.sqlite), pool, tokens, client)
+    managed = await _console(app, state.console, pool, tokens, client)
     loop = asyncio.get_running_loop()
     # Once per cluster: the replica that claims the round runs it (always, in one process).
     background = [loop.create_task(client.warm_up()),
@@ -128,6 +129,9 @@ async def _services(app: web.Application):
                   loop.create_task(_every(60.0, state.jobs, app[RESPONSES].purge_expired))]
     if CONSOLE in app:
         background.append(loop.create_task(_every(10.0, LocalJobs(), app[CONSOLE].fold)))
+    if config.store.url:        # other replicas change keys and accounts too: follow them
+        background.append(loop.create_task(
+            Follower(state.console, app[API_KEYS], managed).run()))
     catalogue = _catalogue_task(app, client, pool, tokens, state.jobs)
     if catalogue is not None:
         background.append(catalogue)
@@ -160,7 +164,8 @@ async def _console(app: web.Application, repo: ConsoleRepo, pool: AccountPool,
     if config.admin.key:
         app[CONSOLE] = Console(managed, keys, app[TRAFFIC],
                                Sessions(config.admin.key, config.admin.session_hours), repo,
-                               app[SERVICE], config.pool.refresh_margin_seconds)
+                               app[SERVICE], config.pool.refresh_margin_seconds,
+                               replica_name() if config.store.url else None)
     return managed
 
 

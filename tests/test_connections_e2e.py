@@ -1,7 +1,9 @@
-"""Connections: idle and slow ones are let go soon; requests the HTTP parser refuses are
-logged in one line that quotes none of their bytes."""
+"""Connections: idle and slow ones are let go soon; requests the HTTP parser refuses get an
+OpenAI-shaped JSON error and are logged in one line, and neither quotes their bytes."""
 
 import asyncio
+
+import orjson
 
 
 
@@ -43,8 +45,26 @@ async def test_a_request_the_parser_refuses_is_logged_without_its_bytes(gw, capl
     secret = "sk-" + "SECRET" * 2000                       # longer than a header may be
     writer.write(f"GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {secret}\r\n\r\n"
                  .encode())
-    head = await asyncio.wait_for(reader.read(), 5)
+    answer = await asyncio.wait_for(reader.read(), 5)
     writer.close()
+    head, body = answer.split(b"\r\n\r\n", 1)
     assert head.split(b" ")[1] == b"400"
-    assert "SECRETSECRET" not in caplog.text
+    assert b"content-type: application/json" in head.lower()
+    error = orjson.loads(body)["error"]
+    assert error["type"] == "invalid_request_error" and error["code"] == "malformed_http_request"
+    assert "longer than the gateway accepts" in error["message"]
+    assert b"SECRET" not in answer and "SECRETSECRET" not in caplog.text
     assert any("malformed HTTP request" in r.getMessage() for r in caplog.records)
+
+
+async def test_bad_chunking_gets_a_json_error(gw, caplog):
+    reader, writer = await raw_connection(gw)
+    writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                 b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 b"zz-SECRET-CHUNK\r\n{}\r\n0\r\n\r\n")
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    head, body = answer.split(b"\r\n\r\n", 1)
+    assert head.split(b" ")[1] == b"400"
+    assert orjson.loads(body)["error"]["code"] == "malformed_http_request"
+    assert b"SECRET-CHUNK" not in answer and "SECRET-CHUNK" not in caplog.text

@@ -183,6 +183,16 @@ async def test_added_accounts_and_flags_survive_a_restart(cgw, admin, start_gate
     assert added["id"] not in [a.alias for a in again.service.pool.accounts]
 
 
+async def test_a_stream_without_include_usage_still_counts_for_its_key(cgw, admin):
+    secret = (await admin.call("POST", "keys", {"name": "ci"}, status=201))["secret"]
+    stream = await cgw.client(secret).chat.completions.create(model="kimi", messages=HELLO,
+                                                              stream=True)
+    chunks = [c async for c in stream]
+    assert all(c.usage is None for c in chunks), "the client did not ask for usage"
+    [key] = (await admin.call("GET", "keys"))["data"]
+    assert key["requests"] == 1 and key["prompt_tokens"] > 0 and key["completion_tokens"] > 0
+
+
 async def test_created_keys_authenticate_count_and_stop_when_revoked(cgw, admin):
     made = await admin.call("POST", "keys", {"name": "laptop"}, status=201)
     secret = made["secret"]

@@ -15,6 +15,7 @@ import pytest
 from kimi import __version__
 from kimi.emulator import default_text
 from system_tools import require
+from tests.test_codex_models import live_catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -143,28 +144,35 @@ async def test_examples_run_as_printed(gw, tmp_path, title, runner, suffix):
 
 
 async def test_the_page_lists_the_live_catalogue(gw):
-    from kimi.web.keys import CATALOGUE
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 3
-    while gw.app[CATALOGUE].source == "static" and loop.time() < deadline:
-        await asyncio.sleep(0.02)
+    await live_catalogue(gw)
     async with aiohttp.ClientSession() as s, s.get(gw.url + "/") as resp:
         page = await resp.text()
     assert "kimi-k2d6-thinking" in page and "kimi-thinking" in page
 
 
 async def test_the_codex_settings_reach_the_responses_api(gw):
-    """The config.toml shown parses, and what Codex does with it (base_url + /responses,
-    the key from env_key as a bearer token) gets an answer."""
+    """The config.toml shown parses, and what Codex does with it gets answers: the key from
+    the auth command as a bearer token, base_url + /models?client_version=... for the model
+    metadata (the freeform apply_patch tool, no fallback warning), base_url + /responses."""
+    import subprocess
     import tomllib
+    from tests.test_codex_models import CODEX_HEADERS, check_entry
     config = tomllib.loads(examples((await fetch(gw.url + "/"))[2])["Codex CLI"])
     provider = config["model_providers"][config["model_provider"]]
-    assert provider["wire_api"] == "responses" and provider["env_key"] == "KIMI_GATEWAY_KEY"
+    assert provider["wire_api"] == "responses" and "env_key" not in provider
+    auth = provider["auth"]
+    key = subprocess.run([auth["command"], *auth["args"]], capture_output=True, text=True,
+                         env={"KIMI_GATEWAY_KEY": "placeholder"}, check=True).stdout.strip()
+    headers = {**CODEX_HEADERS, "Authorization": f"Bearer {key}"}
     async with aiohttp.ClientSession() as s:
-        async with s.post(provider["base_url"] + "/responses",
-                          headers={"Authorization": "Bearer placeholder"},
+        async with s.get(provider["base_url"] + "/models?client_version=0.169.0",
+                         headers=headers) as resp:
+            models = (await resp.json())["models"]
+        async with s.post(provider["base_url"] + "/responses", headers=headers,
                           json={"model": config["model"], "input": "Hello"}) as resp:
             body = await resp.json()
+    assert key == "placeholder"
+    check_entry(next(m for m in models if m["slug"] == config["model"]))
     assert body["status"] == "completed"
     assert body["output"][-1]["content"][0]["text"] == default_text(1, "Hello")
 

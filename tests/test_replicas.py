@@ -22,6 +22,8 @@ from tests.conftest import LOG_FILES
 
 ROOT = Path(__file__).resolve().parent.parent
 REPLICAS_SITE = (ROOT / "deploy" / "nginx-replicas.conf").read_text()
+ADMIN = "admin-key-for-replica-tests"
+CONFIG_KEY = "config-key-for-replica-tests"
 
 
 class Cluster:
@@ -31,13 +33,15 @@ class Cluster:
         self.nginx_proc = None
         self.url = None
 
-    async def start(self, tokens, replicas=2, lease_ttl=1.5, margin=300):
+    async def start(self, tokens, replicas=2, lease_ttl=1.5, margin=300, console=False):
         token_list = ", ".join(f'"{t}"' for t in tokens)
+        # With the console on, a config key too: API keys are required from the start.
+        extra = f'api_keys = ["{CONFIG_KEY}"]\n[admin]\nkey = "{ADMIN}"\n' if console else ""
         for i in range(replicas):
             port = free_port()
             cfg = self.tmp / f"replica-{i}.toml"
             cfg.write_text(
-                f'[server]\nport = {port}\nshutdown_grace_seconds = 2\n'
+                f'[server]\nport = {port}\nshutdown_grace_seconds = 2\n{extra}'
                 f'[kimi]\nbase_url = "{self.emu.url}"\nauth_url = "{self.emu.url}"\n'
                 f'tokens = [{token_list}]\n'
                 f'[pool]\nqueue_timeout_seconds = 20\nrefresh_margin_seconds = {margin}\n'
@@ -185,6 +189,139 @@ async def test_a_stored_response_from_one_replica_continues_and_is_read_on_the_o
     await b.responses.delete(first.id)
     with pytest.raises(openai.NotFoundError):
         await a.responses.retrieve(first.id)
+
+
+async def console(session, url, method, path, body=None, status=200):
+    async with session.request(method, f"{url}/admin/api/{path}", json=body,
+                               headers={"Authorization": f"Bearer {ADMIN}"}) as resp:
+        assert resp.status == status, await resp.text()
+        return await resp.json()
+
+
+async def chat_as(session, url, key, content="hello there", stream=False):
+    body = {"model": "kimi", "stream": stream, "messages": [{"role": "user", "content": content}]}
+    async with session.post(url + "/v1/chat/completions", json=body,
+                            headers={"Authorization": f"Bearer {key}"}) as resp:
+        return resp.status, await resp.text()
+
+
+async def until(check, within: float):
+    """Seconds until `await check()` is true, asked every 50 ms; fails after `within`."""
+    start = time.monotonic()
+    while not await check():
+        assert time.monotonic() - start < within, f"not within {within}s"
+        await asyncio.sleep(0.05)
+    return time.monotonic() - start
+
+
+async def test_a_console_key_made_on_one_replica_works_on_the_other_and_a_revocation_holds_on_both(
+        cluster, emu):
+    await cluster.start([mint_access_token("user-key")], console=True)
+    a, b = cluster.urls
+    async with aiohttp.ClientSession() as s:
+        made = await console(s, a, "POST", "keys", {"name": "laptop"}, status=201)
+        secret = made["secret"]
+        assert (await chat_as(s, b, "sk-kg-not-a-key"))[0] == 401
+
+        async def works_on_b():
+            return (await chat_as(s, b, secret))[0] == 200
+        await until(works_on_b, 3.0)
+        assert (await chat_as(s, a, secret))[0] == 200
+        await console(s, b, "DELETE", f"keys/{made['id']}")
+        assert (await chat_as(s, b, secret))[0] == 401        # at once where it was revoked
+
+        async def refused_on_a():
+            return (await chat_as(s, a, secret))[0] == 401
+        await until(refused_on_a, 2.5)
+        keys = {k["name"]: k for k in (await console(s, a, "GET", "keys"))["data"]}
+        assert keys["laptop"]["revoked_at"] is not None
+    # PostgreSQL holds the key's hash, never the secret.
+    conn = await asyncpg.connect(cluster.pg)
+    row = await conn.fetchrow("SELECT * FROM api_keys")
+    await conn.close()
+    assert row["id"] == made["id"] and secret not in str(dict(row))
+    # No SQLite file beside PostgreSQL: the start line names the shared store, no user in it.
+    assert " store=postgresql://127.0.0.1:" in cluster.logs[0].read_text()
+    assert not list(cluster.tmp.glob("unused-*.sqlite3"))
+
+
+async def test_per_key_counters_add_up_across_replicas(cluster, emu):
+    await cluster.start([mint_access_token("user-count")], console=True)
+    a, b = cluster.urls
+    async with aiohttp.ClientSession() as s:
+        made = await console(s, a, "POST", "keys", {"name": "team"}, status=201)
+
+        async def known_on_b():
+            return (await chat_as(s, b, made["secret"]))[0] == 200
+        await until(known_on_b, 3.0)            # one request served by b
+        for url in (a, a, b):
+            assert (await chat_as(s, url, made["secret"], "count me"))[0] == 200
+        for url in (b, a, b, a):                # each folds its own requests into the store
+            keys = {k["name"]: k for k in (await console(s, url, "GET", "keys"))["data"]}
+        team = keys["team"]
+        assert team["requests"] == 4
+        assert team["prompt_tokens"] > 0 and team["completion_tokens"] > 0
+        # The conversations page reads PostgreSQL too: b's stored conversation shows on a.
+        async with s.post(b + "/v1/chat/completions/conv-team", headers={
+                "Authorization": f"Bearer {made['secret']}"}, json={
+                "model": "kimi", "messages": [{"role": "user", "content": "keep this one"}]}) as r:
+            assert r.status == 200
+        scopes = (await console(s, a, "GET", "conversations"))["data"]
+        assert [c["count"] - c["automatic"] for c in scopes if c["name"] == "team"] == [1]
+
+
+async def test_an_account_added_on_one_replica_serves_streams_on_the_other(cluster, emu):
+    """Added on a with a refresh token, which a rotates while checking it: b takes the rotated
+    pair from PostgreSQL. A config account disabled on a is left alone by b too."""
+    await cluster.start([mint_access_token("user-base")], console=True)
+    a, b = cluster.urls
+    rt = emu.state.issue_refresh_token("user-added")
+    async with aiohttp.ClientSession() as s:
+        base = (await console(s, a, "GET", "accounts"))["data"][0]["id"]
+        added = await console(s, a, "POST", "accounts", {"token": rt}, status=201)
+        await console(s, a, "POST", f"accounts/{base}/disable")
+
+        async def follows_on_b():
+            states = {x["id"]: x["state"] for x in (await console(s, b, "GET", "accounts"))["data"]}
+            return states == {base: "disabled", added["id"]: "healthy"}
+        await until(follows_on_b, 2.5)
+        emu.state.max_active.clear()
+        for i in range(3):
+            status, text = await chat_as(s, b, CONFIG_KEY, f"stream {i}", stream=True)
+            assert status == 200 and "[DONE]" in text and '"error"' not in text, text
+        # b used the pair a stored: the refresh token pasted was spent when a checked it.
+        assert sorted(emu.state.max_active) == ["user-added"]
+        # Removed on b: a stops using it (and the row and its tokens are gone).
+        await console(s, a, "POST", f"accounts/{base}/enable")
+        await console(s, b, "DELETE", f"accounts/{added['id']}")
+
+        async def gone_on_a():
+            listed = (await console(s, a, "GET", "accounts"))["data"]
+            return [(x["id"], x["state"]) for x in listed] == [(base, "healthy")]
+        await until(gone_on_a, 2.5)
+    from kimi.upstream.tokens import key_for
+    conn = await asyncpg.connect(cluster.pg)
+    rows = await conn.fetch("SELECT alias FROM console_accounts WHERE token IS NOT NULL")
+    tokens = await conn.fetch("SELECT alias FROM account_tokens WHERE alias = $1", key_for(rt))
+    await conn.close()
+    assert rows == [] and tokens == []
+
+
+async def test_an_operator_logged_in_through_nginx_stays_logged_in(cluster, emu):
+    """The console's login session lives in the replica that opened it: the shipped Nginx
+    file sends one client's /admin to one replica, which the traffic page names."""
+    await cluster.start([mint_access_token("user-login")], console=True)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+        async with s.post(cluster.url + "/admin/login", data={"key": ADMIN},
+                          allow_redirects=False) as resp:
+            assert resp.status == 303
+        names = set()
+        for _ in range(6):
+            async with s.get(cluster.url + "/admin/api/traffic") as resp:
+                assert resp.status == 200, await resp.text()
+                names.add((await resp.json())["replica"])
+    [name] = names
+    assert name and "pid" in name
 
 
 async def test_killing_a_replica_mid_stream_leaves_the_other_serving(cluster, emu):

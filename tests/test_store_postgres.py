@@ -9,8 +9,9 @@ import pytest
 
 from kimi.coord import SharedStateUnavailable
 from kimi.store.conversations import Conversation
-from kimi.store.postgres import (PgConversationRepo, PgResponseRepo, PgStore, PgTokenVault,
-                                 PgUploadStore)
+from kimi.store.admin import StoredKey
+from kimi.store.postgres import (PgConsoleRepo, PgConversationRepo, PgResponseRepo, PgStore,
+                                 PgTokenVault, PgUploadStore)
 from kimi.store.responses import StoredResponse
 from kimi.upstream.accounts import HEALTHY, Account
 from kimi.upstream.auth import TokenManager
@@ -131,12 +132,15 @@ async def test_an_unreachable_postgres_is_a_clear_503(postgres_server):
 
 async def test_every_sqlite_column_has_its_postgresql_twin(stores, tmp_path):
     """A column added to the SQLite store must be added to kimi/store/postgres.py too."""
+    from kimi.store.admin import ConsoleRepo
     from kimi.store.sqlite import Store
     sqlite = Store(str(tmp_path / "s.sqlite3"))
     await sqlite.open()
+    await ConsoleRepo(sqlite).create_schema()
     pg = await stores()
     try:
-        for table in ("account_tokens", "conversations", "uploads", "responses"):
+        for table in ("account_tokens", "conversations", "uploads", "responses",
+                      "console_accounts", "api_keys"):
             lite = {row[1] for row in await sqlite.fetchall(f"PRAGMA table_info({table})")}
             rows = await pg.run("fetch", "SELECT column_name FROM information_schema.columns "
                                 "WHERE table_name = $1", table)
@@ -171,3 +175,26 @@ async def test_a_token_rotated_while_postgres_fails_is_kept_and_stored_later(
     live = [t for t, sub in emu.state.refresh_tokens.items() if sub == "user-p"]
     assert live == [account.refresh_token]
     assert (await vault.load_tokens(account.key))[0] == account.refresh_token
+
+
+async def test_console_changes_move_the_version_and_usage_adds_up(stores):
+    """Two replicas' repos on one database: a key or account change moves the number the
+    others poll; usage counts are increments, so both replicas' requests add up."""
+    a, b = PgConsoleRepo(await stores()), PgConsoleRepo(await stores())
+    v0 = await b.version()
+    await a.add_key(StoredKey("ak_1", "team", "f" * 64, "abcd", time.time(), None))
+    v1 = await b.version()
+    assert v1 > v0
+    await a.add_usage("ak_1", 2, 10, 20, 100.0)
+    await b.add_usage("ak_1", 3, 1, 2, 50.0)
+    assert await b.version() == v1          # counts are not a change to follow
+    [key] = await b.keys()
+    assert (key.requests, key.prompt_tokens, key.completion_tokens, key.last_used) == \
+        (5, 11, 22, 100.0)
+    await b.revoke_key("ak_1", 123.0)
+    await a.save_account("acct-x", "tok", True)
+    assert await a.version() == v1 + 2
+    assert (await a.keys())[0].revoked_at == 123.0
+    assert await b.accounts() == [("acct-x", "tok", True)]
+    await b.delete_account("acct-x", "k" * 64)
+    assert await a.accounts() == []

@@ -144,6 +144,29 @@ async def test_tool_choice_none_sends_no_contract_and_makes_no_call(gw, emu):
     assert "ZEBRA-DESCRIPTION" not in prompts(emu)[-1]
 
 
+@pytest.mark.parametrize("form", ["ours", "hermes", "kimi-native"])
+async def test_tool_choice_none_drops_a_call_the_chat_still_writes(gw, emu, form):
+    """A chat told the tools in an earlier turn may still write a call after tool_choice
+    became none: no call comes out and no marker shows, the prose around it stays."""
+    emu.state.replies.append(Reply(text=f"Let me check. {CALL_FORMS[form]} Sunny, I guess.",
+                                   chunk=7))
+    stream = await gw.client().chat.completions.create(model="kimi", messages=ASK, tools=TOOLS,
+                                                       tool_choice="none", stream=True)
+    text, _, calls, finish = await collect_stream(stream)
+    assert calls == [] and finish == "stop"
+    assert text.startswith("Let me check.") and text.endswith("Sunny, I guess."), text
+    no_markers(text)
+    assert len(emu.state.chat_requests) == 1, "no follow-up for a dropped call"
+
+
+async def test_tool_choice_none_keeps_a_json_answer_as_text(gw, emu):
+    answer = '{"name": "get_weather", "arguments": {"city": "Paris"}}'
+    emu.state.replies.append(Reply(text=answer))
+    r = await gw.client().chat.completions.create(model="kimi", messages=ASK, tools=TOOLS,
+                                                  tool_choice="none")
+    assert r.choices[0].message.content == answer and r.choices[0].message.tool_calls is None
+
+
 async def test_a_call_only_in_the_thinking_is_used(gw, emu):
     emu.state.replies.append(Reply(think="I should call the tool. " + CALL_FORMS["ours"], text=""))
     stream = await gw.client().chat.completions.create(model="kimi-thinking", messages=ASK,
@@ -185,6 +208,27 @@ async def test_an_unknown_tool_name_is_text(gw, emu):
     emu.state.replies.append(Reply(text="No tool needed."))
     r = await gw.client().chat.completions.create(model="kimi", messages=ASK, tools=TOOLS)
     assert r.choices[0].message.tool_calls is None
+
+
+async def test_a_stored_conversation_shows_its_tool_calls_and_results(gw, emu):
+    emu.state.replies.append(Reply(text=CALL_FORMS["ours"]))
+    emu.state.replies.append(Reply(text="Sunny."))
+    url = gw.url + "/v1/chat/completions/agent-1"
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url, json={"model": "kimi", "messages": ASK, "tools": TOOLS}) as r:
+            call = (await r.json())["choices"][0]["message"]["tool_calls"][0]
+        result = {"role": "tool", "tool_call_id": call["id"], "content": "21 degrees"}
+        async with s.post(url, json={"model": "kimi", "messages": [result], "tools": TOOLS}) as r:
+            assert (await r.json())["choices"][0]["message"]["content"] == "Sunny."
+        async with s.get(gw.url + "/v1/conversations/agent-1") as r:
+            messages = (await r.json())["messages"]
+    assert messages == [
+        ASK[0],
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": call["id"], "type": "function", "function": {
+                "name": "get_weather", "arguments": '{"city":"Paris","days":2}'}}]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "21 degrees"},
+        {"role": "assistant", "content": "Sunny."}]
 
 
 async def agent_step(client, history, reply_text, emu, tools=TOOLS):

@@ -4,11 +4,14 @@ enable, remove; persisted in the store and live without a restart.
 The pool's `accounts` list is what every turn draws from, so attaching or detaching an account
 there is the whole switch. A disabled or removed account finishes the streams it has in flight.
 Config-file accounts can be disabled (the flag is stored) but not removed: the file would add
-them back at the next start, so the console says to edit the file instead.
+them back at the next start, so the console says to edit the file instead. With several
+replicas `load` runs again whenever another replica changed the rows (kimi.admin.follow), and
+brings this replica's pool to what they say.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from ..errors import Conflict, GatewayError, InvalidRequest, NotFound
@@ -26,25 +29,43 @@ class ConsoleAccounts:
         self.config_aliases = {a.alias for a in pool.accounts}
         self.disabled: dict[str, Account] = {}
         self._removed: list[Account] = []       # sessions closed at shutdown
+        self._lock = asyncio.Lock()             # one change (or reload) at a time
 
     async def load(self) -> None:
-        """Put back what the console changed in earlier runs (before any request)."""
-        for alias, token, disabled in await self.repo.accounts():
-            if token is not None and alias not in self.config_aliases:
-                account = Account(token)
-                self.pool.add(account)
-                await self.tokens.restore(account)
-            account = self._find(alias)
-            if account is not None and disabled:
-                self._detach(account)
+        """Bring the pool to the stored rows: at start (before any request), and when another
+        replica added, disabled, enabled or removed an account."""
+        async with self._lock:
+            rows = {alias: (token, off) for alias, token, off in await self.repo.accounts()}
+            for account in list(self.pool.accounts) + list(self.disabled.values()):
+                if account.alias not in rows and account.alias not in self.config_aliases:
+                    self._drop(account)             # removed on another replica
+            for alias, (token, disabled) in rows.items():
+                account = self._find(alias)
+                if account is None:
+                    if token is None or alias in self.config_aliases:
+                        continue        # a flag on a config account this replica has not
+                    account = Account(token)
+                    await self.tokens.restore(account)
+                    self.pool.add(account)
+                self._flag(account, disabled)
+            for alias in [a for a in self.disabled if a not in rows]:
+                self._flag(self.disabled[alias], False)     # a config account's row is gone
 
     def _find(self, alias: str) -> Account | None:
         return self.disabled.get(alias) or next(
             (a for a in self.pool.accounts if a.alias == alias), None)
 
-    def _detach(self, account: Account) -> None:
+    def _flag(self, account: Account, disabled: bool) -> None:
+        if disabled and account.alias not in self.disabled:
+            self.pool.remove(account)
+            self.disabled[account.alias] = account
+        elif not disabled and account.alias in self.disabled:
+            self.pool.add(self.disabled.pop(account.alias))
+
+    def _drop(self, account: Account) -> None:
         self.pool.remove(account)
-        self.disabled[account.alias] = account
+        self.disabled.pop(account.alias, None)
+        self._removed.append(account)
 
     async def add(self, token) -> Account:
         if not isinstance(token, str) or not token.strip():
@@ -59,11 +80,16 @@ class ConsoleAccounts:
         if problem is not None:
             if account.session is not None:
                 await account.session.close()
-            await self.repo.delete_account(account.alias)   # tokens a refresh may have stored
+            await self.repo.delete_account(account.alias, account.key)  # tokens a refresh stored
             raise InvalidRequest(f"Kimi did not accept the token: {problem}", param="token",
                                  code="invalid_kimi_token")
-        await self.repo.save_account(account.alias, token, False)
-        self.pool.add(account)
+        async with self._lock:
+            if self._find(account.alias) is not None:     # added meanwhile, here or elsewhere
+                if account.session is not None:
+                    await account.session.close()
+                raise Conflict("this account is already on the gateway", code="account_exists")
+            await self.repo.save_account(account.alias, token, False)
+            self.pool.add(account)
         return account
 
     async def _validate(self, account: Account) -> str | None:
@@ -76,24 +102,21 @@ class ConsoleAccounts:
         return None
 
     async def set_disabled(self, alias: str, disabled: bool) -> Account:
-        account = self._require(alias)
-        # A console account's row exists (only its flag changes); a config one gets a row.
-        await self.repo.save_account(alias, None, disabled)
-        if disabled and alias not in self.disabled:
-            self._detach(account)
-        elif not disabled and alias in self.disabled:
-            self.pool.add(self.disabled.pop(alias))
+        async with self._lock:
+            account = self._require(alias)
+            # A console account's row exists (only its flag changes); a config one gets a row.
+            await self.repo.save_account(alias, None, disabled)
+            self._flag(account, disabled)
         return account
 
     async def remove(self, alias: str) -> None:
-        account = self._require(alias)
-        if alias in self.config_aliases:
-            raise Conflict("this account comes from the config file ([kimi] tokens): remove it "
-                           "there and restart, or disable it here", code="config_account")
-        await self.repo.delete_account(alias)
-        self.pool.remove(account)
-        self.disabled.pop(alias, None)
-        self._removed.append(account)
+        async with self._lock:
+            account = self._require(alias)
+            if alias in self.config_aliases:
+                raise Conflict("this account comes from the config file ([kimi] tokens): remove "
+                               "it there and restart, or disable it here", code="config_account")
+            await self.repo.delete_account(alias, account.key)
+            self._drop(account)
 
     def _require(self, alias: str) -> Account:
         account = self._find(alias)

@@ -188,6 +188,9 @@ async function loadTraffic() {
     ms(r.ttft_ms), ms(r.duration_ms), tokens(r.prompt_tokens, r.completion_tokens),
     r.account ? el("code", {}, r.account) : "-",
   ]), "No request yet (or none matches the filters).");
+  // Several replicas: each records the requests it served, and this one answered.
+  $("#traffic-replica").textContent = rows.replica ? `Requests served by the replica ${rows.replica} (each replica records its own).` : "";
+  $("#traffic-replica").hidden = !rows.replica;
   drawCharts(series.data);
 }
 

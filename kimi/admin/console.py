@@ -4,6 +4,8 @@ keys it made, the traffic record, the login sessions, and the store queries it n
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -28,6 +30,7 @@ class Console:
     repo: ConsoleRepo
     service: object             # the chat service: deletes a conversation and its Kimi chat
     refresh_margin: float
+    replica: str | None = None  # with several replicas: this one's name (its own traffic)
 
     async def fold(self) -> None:
         """Bring the charts and per-key totals up to date (and the stored key counters), a
@@ -52,6 +55,11 @@ class Console:
         if kind in ("kimi", "bearer"):
             return f"{'pass-through token' if kind == 'kimi' else 'client key'} {value[:10]}"
         return f"pass-through token {scope}"
+
+
+def replica_name() -> str:
+    """How the traffic page names the replica that answered: host name and process id."""
+    return f"{socket.gethostname()}, pid {os.getpid()}"
 
 
 def console_for(request: web.Request) -> Console:

@@ -1,12 +1,14 @@
 """API keys created in the console: shown once, stored as SHA-256, matched in memory.
 
 The match runs on every API request and authentication is synchronous, so the active keys'
-hashes live in a dict, updated on create and revoke (live without a restart). A key is 32
+hashes live in a dict, updated on create and revoke (live without a restart), and rebuilt
+from the store when another replica changed it (`load`, see kimi.admin.follow). A key is 32
 random bytes, so a plain SHA-256 is enough: there is nothing to guess that a slow hash would
 protect."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -38,12 +40,16 @@ class ApiKeys:
         self.config_count = len(config_keys)
         self._keys: dict[str, StoredKey] = {}       # every stored key by id, revoked too
         self._active: dict[str, str] = {}           # secret sha256 -> key id
+        # A reload never lands between a change's store write and its dict update (it
+        # would bring back a key just revoked here, or drop one just made).
+        self._lock = asyncio.Lock()
 
     async def load(self) -> None:
-        for key in await self.repo.keys():
-            self._keys[key.id] = key
-            if key.revoked_at is None:
-                self._active[key.secret_sha256] = key.id
+        """The keys as stored, counters included (which every replica adds to)."""
+        async with self._lock:
+            keys = {key.id: key for key in await self.repo.keys()}
+            self._keys = keys
+            self._active = {k.secret_sha256: k.id for k in keys.values() if k.revoked_at is None}
 
     @property
     def active(self) -> bool:
@@ -70,20 +76,22 @@ class ApiKeys:
         key = StoredKey(id="ak_" + secrets.token_hex(6), name=name,
                         secret_sha256=_digest(secret), hint=secret[-4:],
                         created_at=time.time(), revoked_at=None)
-        await self.repo.add_key(key)
-        self._keys[key.id] = key
-        self._active[key.secret_sha256] = key.id
+        async with self._lock:
+            await self.repo.add_key(key)
+            self._keys[key.id] = key
+            self._active[key.secret_sha256] = key.id
         return key, secret
 
     async def revoke(self, key_id: str) -> StoredKey:
-        key = self._keys.get(key_id)
-        if key is None:
-            raise NotFound(f"no API key '{key_id}' (config-file keys are removed in the config "
-                           "file)", code="api_key_not_found")
-        if key.revoked_at is None:
-            self._active.pop(key.secret_sha256, None)   # refused from this moment on
-            key.revoked_at = time.time()
-            await self.repo.revoke_key(key.id, key.revoked_at)
+        async with self._lock:
+            key = self._keys.get(key_id)
+            if key is None:
+                raise NotFound(f"no API key '{key_id}' (config-file keys are removed in the "
+                               "config file)", code="api_key_not_found")
+            if key.revoked_at is None:
+                self._active.pop(key.secret_sha256, None)   # refused from this moment on
+                key.revoked_at = time.time()
+                await self.repo.revoke_key(key.id, key.revoked_at)
         return key
 
     async def add_usage(self, totals: dict[str, list]) -> None:

@@ -123,6 +123,7 @@ async def remove_account(request: web.Request) -> web.Response:
 async def keys(request: web.Request) -> web.Response:
     console = console_for(request)
     await console.fold()
+    await console.keys.load()       # the stored totals: every replica's requests
     since_start = console.traffic.keys
     data = [{"id": str(i), "name": console.keys.name_of(str(i)), "source": "config",
              "hint": None, "created_at": None, "revoked_at": None,

@@ -59,14 +59,15 @@ async def traffic(request: web.Request) -> web.Response:
         return row
     match = _matcher(request)
     rows = console.traffic.rows(lambda r: match is None or match(r), limit, named)
-    return web.json_response({"data": rows})
+    return web.json_response({"data": rows, "replica": console.replica})
 
 
 async def series(request: web.Request) -> web.Response:
     console = console_for(request)
     await console.fold()
     minutes = _int(request, "minutes", 60, 5, 360)
-    return web.json_response({"minutes": minutes, "data": console.traffic.series(minutes)})
+    return web.json_response({"minutes": minutes, "data": console.traffic.series(minutes),
+                              "replica": console.replica})
 
 
 async def conversations(request: web.Request) -> web.Response:

@@ -27,13 +27,16 @@ def new_call_id(prefix: str) -> str:
 
 class ToolStage:
     """Tool calls out of the answer text (content and thinking). Text before a call streams
-    as it comes, except when a call is required: then it is held until a call or the end."""
+    as it comes, except when a call is required: then it is held until a call or the end.
+    With tool_choice none no call may come out, but a chat that was told the tools in an
+    earlier turn may still write one: its blocks are dropped, the text around them kept."""
 
     def __init__(self, tools: Tools, id_prefix: str):
         # Only the tools the reply may call (the named one, the allowed subset) resolve.
         self.tools = Tools(specs=offered(tools), choice=tools.choice, parallel=tools.parallel)
         self.id_prefix = id_prefix
         self.hold = tools.choice.mode in (ChoiceMode.REQUIRED, ChoiceMode.NAMED)
+        self.drop = tools.choice.mode == ChoiceMode.NONE
         self.calls: list[ToolCall] = []
         self.candidates: list[ParsedCall] = []      # calls seen only in the thinking
         self.bad: list[BadBlock] = []
@@ -44,7 +47,9 @@ class ToolStage:
 
     def begin(self) -> None:
         """A new upstream answer (the first, or a follow-up) gets fresh sieves."""
-        self.content = ToolSieve(self.tools)
+        # With calls dropped, a reply that is a JSON object is the answer, not a call.
+        self.content = ToolSieve(self.tools, drain_after_calls=not self.drop,
+                                 whole_json=not self.drop)
         # Thinking is never a whole-reply JSON call: it streams even when it starts with `{`.
         self.thinking = ToolSieve(self.tools, drain_after_calls=False, whole_json=False)
         self.bad, self.held, self.candidates = [], [], []
@@ -115,6 +120,8 @@ class ToolStage:
             if isinstance(item, str):
                 self.visible = self.visible or bool(item.strip())
                 (self.held if self.hold and not self.calls else out).append(item)
+            elif self.drop:
+                log.info("dropped a tool call block: tool_choice is none")
             elif isinstance(item, BadBlock):
                 self.bad.append(item)
             else:

@@ -28,7 +28,8 @@ MAX_ATTEMPTS = 3
 class ChatService:
     def __init__(self, pool: AccountPool, upstream: KimiUpstream, conversations: Conversations,
                  *, attachments=None, counter=None, delete_chats: bool = True,
-                 overflow: str = "error", retries: int = 1, think_tags: bool = False):
+                 overflow: str = "error", retries: int = 1, think_tags: bool = False,
+                 count_usage: bool = False):
         self.pool = pool
         self.upstream = upstream
         self.attachments = attachments  # AttachmentService: downloads once per turn
@@ -38,6 +39,9 @@ class ChatService:
         self.overflow = overflow        # "error" or "rotate" on context overflow
         self.retries = retries          # corrective follow-ups per turn (tools, JSON output)
         self.think_tags = think_tags    # reasoning as <think>...</think> inside the content
+        # Count every turn's usage, also when the client did not ask for it (a stream without
+        # include_usage): the console's per-key totals need it.
+        self.count_usage = count_usage
         self._background: set[asyncio.Task] = set()
 
     def accounts_for(self, client_tokens: list[str] | None) -> list[Account]:

@@ -18,7 +18,7 @@ from contextlib import aclosing
 from ..canonical.events import FLUSH, Finish, FinishReason, ReasoningDelta, TextDelta, Usage
 from ..canonical.request import ChatRequest, Message, Trace
 from ..canonical.shaping import AnswerShaper, ShapeOptions
-from ..canonical.tools import ChoiceMode, ToolCall
+from ..canonical.tools import ToolCall
 from ..tools import render_call, render_contract
 from .answer import JsonStage, ToolStage
 from .conversations import Plan
@@ -116,8 +116,7 @@ class _Run:
             stop=req.stop, max_tokens=req.max_tokens, silent=req.spec.silent or json_only,
             think_tags=turn.service.think_tags and not json_only,
             cap_reasoning=req.show_reasoning), self.counter)
-        self.tools = ToolStage(req.tools, req.call_id_prefix) \
-            if req.tools and req.tools.choice.mode != ChoiceMode.NONE else None
+        self.tools = ToolStage(req.tools, req.call_id_prefix) if req.tools else None
         self.json = JsonStage(req.output) if req.output is not None else None
         self.texts: list[str] = []      # the content as the client received it
         self.thoughts: list[str] = []
@@ -129,12 +128,13 @@ class _Run:
         # The prompt is counted while Kimi answers: from its first event (the request is out
         # then), between its frames, not after the last one.
         want, prompt = turn.req.include_usage, None
+        count = want or service.count_usage
         try:
             source = service.stream(turn)
             for attempt in range(1 + service.retries):
                 async with aclosing(self._read(source)) as events:
                     async for ev in events:
-                        if want and prompt is None:
+                        if count and prompt is None:
                             prompt = asyncio.ensure_future(count_prompt(self.counter, turn.req))
                         yield ev
                 for ev in self._end_of_answer():
@@ -152,8 +152,10 @@ class _Run:
             yield FLUSH                     # the last pieces go out before the store write
             await turn.commit(Message(role="assistant", text="".join(self.texts),
                                       tool_calls=tuple(self.calls)))
-            if want:
-                yield await self._usage(await (prompt or count_prompt(self.counter, turn.req)))
+            if count:
+                usage = await self._usage(await (prompt or count_prompt(self.counter, turn.req)))
+                if want:
+                    yield usage
         finally:
             if prompt is not None:
                 prompt.cancel()         # a turn that ended early: the count is not needed

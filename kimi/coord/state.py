@@ -1,10 +1,9 @@
 """The state a gateway keeps, in one of two set-ups chosen by the config:
 
 - one process (the default): the SQLite file and in-process locks, nothing else to run;
-- several replicas: PostgreSQL (`[store] url`) for what must last, a Redis-protocol server
-  (`[coordination] redis_url`) for leases, locks and cooldowns. The operator console's rows
-  (accounts and API keys added there, its traffic record) stays in each replica's SQLite file
-  for now.
+- several replicas: PostgreSQL (`[store] url`) for what must last (the operator console's
+  accounts and API keys too), a Redis-protocol server (`[coordination] redis_url`) for leases,
+  locks and cooldowns. The console's traffic record stays in each replica's memory.
 
 `kimi.app` asks `open_state` for the ports and wires them; asyncpg and redis are imported only
 when configured (the `shared` extra).
@@ -27,10 +26,10 @@ class State:
     conversations: object               # ConversationRepo
     uploads: object                     # UploadStore
     responses: object                   # ResponseRepo (stored Responses-API answers)
+    console: object                     # ConsoleRepo (the console's accounts and API keys)
     locks: object = field(default_factory=LocalLocks)
     leases: object = field(default_factory=LocalLeases)
     jobs: object = field(default_factory=LocalJobs)
-    sqlite: object = None               # the SQLite Store: console rows
     probes: dict = field(default_factory=dict)     # name -> async () -> bool, for /readyz
     closers: list = field(default_factory=list)
     shared_leases: bool = False
@@ -41,29 +40,27 @@ class State:
 
 
 async def open_state(config: Config) -> State:
-    from ..store.sqlite import Store
     upload_ttl = config.files.dedupe_ttl_hours * 3600
-    store = Store(config.store.path)
-    await store.open()
     if config.store.url:
-        from ..store.postgres import (PgConversationRepo, PgResponseRepo, PgStore, PgTokenVault,
-                                      PgUploadStore)
+        from ..store.postgres import (PgConsoleRepo, PgConversationRepo, PgResponseRepo,
+                                      PgStore, PgTokenVault, PgUploadStore)
         pg = PgStore(config.store.url)
-        try:
-            await pg.open()
-        except BaseException:
-            await store.close()
-            raise
+        await pg.open()
         state = State(PgTokenVault(pg), PgConversationRepo(pg), PgUploadStore(pg, upload_ttl),
-                      PgResponseRepo(pg), probes={"postgresql": pg.ping}, closers=[store.close, pg.close])
+                      PgResponseRepo(pg), PgConsoleRepo(pg), probes={"postgresql": pg.ping},
+                      closers=[pg.close])
     else:
+        from ..store.admin import ConsoleRepo
         from ..store.conversations import ConversationRepo
         from ..store.responses import ResponseRepo
+        from ..store.sqlite import Store
         from ..store.uploads import UploadStore
         from ..store.vault import LocalTokenVault
+        store = Store(config.store.path)
+        await store.open()
         state = State(LocalTokenVault(store), ConversationRepo(store),
-                      UploadStore(store, upload_ttl), ResponseRepo(store), closers=[store.close])
-    state.sqlite = store
+                      UploadStore(store, upload_ttl), ResponseRepo(store), ConsoleRepo(store),
+                      closers=[store.close])
     await state.uploads.purge()
     if config.coordination.redis_url:
         from .redis import RedisCoord
@@ -77,7 +74,4 @@ async def open_state(config: Config) -> State:
     elif config.store.url:
         log.warning("[store] url is set but [coordination] redis_url is not: run one replica "
                     "only (several need Redis for leases and locks)")
-    if config.store.url and config.admin.key:
-        log.warning("the operator console keeps its accounts and API keys in this replica's "
-                    "SQLite file: what it adds is not seen by the other replicas")
     return state

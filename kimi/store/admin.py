@@ -63,9 +63,10 @@ class ConsoleRepo:
             "ON CONFLICT (alias) DO UPDATE SET disabled = excluded.disabled",
             (alias, token, int(disabled), time.time()))
 
-    async def delete_account(self, alias: str) -> None:
+    async def delete_account(self, alias: str, key: str) -> None:
+        """The account's row and its stored tokens (kept by `key`; older stores: by alias)."""
         await self.store.execute("DELETE FROM console_accounts WHERE alias = ?", (alias,))
-        await self.store.execute("DELETE FROM account_tokens WHERE alias = ?", (alias,))
+        await self.store.execute("DELETE FROM account_tokens WHERE alias IN (?, ?)", (alias, key))
 
     # --- API keys -------------------------------------------------------------------------
 

@@ -35,8 +35,24 @@ class Conversation:
                "created_at": int(self.created_at), "updated_at": int(self.updated_at),
                "expires_at": int(self.updated_at + self.ttl_seconds)}
         if with_transcript:
-            out["messages"] = [{"role": row[0], "content": row[1]} for row in self.transcript]
+            out["messages"] = [_public_message(row) for row in self.transcript]
         return out
+
+
+def _public_message(row: list) -> dict:
+    """A transcript row as an OpenAI chat message, tool calls and results included."""
+    message = {"role": row[0], "content": row[1]}
+    extra = row[2] if len(row) > 2 else {}
+    if "calls" in extra:
+        message["content"] = row[1] or None
+        message["tool_calls"] = [
+            {"id": cid, "type": "custom", "custom": {"name": name, "input": args}}
+            if kind == "custom" else
+            {"id": cid, "type": "function", "function": {"name": name, "arguments": args}}
+            for cid, name, args, kind in extra["calls"]]
+    elif "call" in extra:
+        message["tool_call_id"] = extra["call"]
+    return message
 
 
 def _row(row) -> Conversation:

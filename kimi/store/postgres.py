@@ -1,6 +1,6 @@
 """Durable state in PostgreSQL, for several replicas: the same tables as the SQLite store
-(rotated tokens, conversations, upload dedupe, stored Responses), and the same repository
-interfaces.
+(rotated tokens, conversations, upload dedupe, stored Responses, the operator console's
+accounts and API keys), and the same repository interfaces.
 
 Refresh-token rotation is serialized by a row lock: `PgTokenVault.rotate` holds
 `SELECT ... FOR UPDATE` on the account's row while it exchanges the token with Kimi, so one
@@ -18,6 +18,7 @@ import asyncpg
 import orjson
 
 from ..coord import SharedStateUnavailable
+from .admin import StoredKey
 from .conversations import COLUMNS, Conversation
 from .responses import COLUMNS as RESPONSE_COLUMNS
 from .responses import StoredResponse
@@ -57,6 +58,22 @@ CREATE TABLE IF NOT EXISTS responses (
     PRIMARY KEY (scope, id)
 );
 CREATE INDEX IF NOT EXISTS responses_expiry ON responses (expires_at);
+CREATE TABLE IF NOT EXISTS console_accounts (
+    alias TEXT PRIMARY KEY, token TEXT, disabled BOOLEAN NOT NULL DEFAULT FALSE,
+    created_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, secret_sha256 TEXT NOT NULL UNIQUE,
+    hint TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL, revoked_at DOUBLE PRECISION,
+    requests BIGINT NOT NULL DEFAULT 0, prompt_tokens BIGINT NOT NULL DEFAULT 0,
+    completion_tokens BIGINT NOT NULL DEFAULT 0, last_used DOUBLE PRECISION
+);
+-- Bumped with every change to the two console tables above (not by usage counts): each
+-- replica reads it every second and reloads its keys and accounts when it moved.
+CREATE TABLE IF NOT EXISTS console_version (
+    one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one), version BIGINT NOT NULL
+);
+INSERT INTO console_version (one, version) VALUES (TRUE, 0) ON CONFLICT DO NOTHING;
 """
 SCHEMA_LOCK = 0x6B696D69      # replicas starting together create the tables one at a time
 
@@ -103,6 +120,15 @@ class PgStore:
         try:
             async with self.pool.acquire(timeout=self.timeout) as c:
                 return await getattr(c, method)(sql, *args)
+        except DOWN as e:
+            raise unavailable(e) from None
+
+    async def run_all(self, statements) -> None:
+        """(sql, *args) statements in one transaction."""
+        try:
+            async with self.pool.acquire(timeout=self.timeout) as c, c.transaction():
+                for sql, *args in statements:
+                    await c.execute(sql, *args)
         except DOWN as e:
             raise unavailable(e) from None
 
@@ -283,3 +309,71 @@ class PgResponseRepo:
         status = await self.store.run("execute", "DELETE FROM responses WHERE expires_at < $1",
                                       now or time.time())
         return int(status.split()[-1])
+
+
+BUMP = ("UPDATE console_version SET version = version + 1",)
+
+
+class PgConsoleRepo:
+    """`kimi.store.admin.ConsoleRepo` on PostgreSQL. Each change bumps `console_version` in
+    its own transaction, so a replica that sees the number move reloads what it holds."""
+
+    def __init__(self, store: PgStore):
+        self.store = store
+
+    async def create_schema(self) -> None:
+        pass        # with the other tables, when the store opens
+
+    async def version(self) -> int:
+        return await self.store.run("fetchval", "SELECT version FROM console_version")
+
+    async def accounts(self) -> list[tuple[str, str | None, bool]]:
+        rows = await self.store.run("fetch", "SELECT alias, token, disabled FROM "
+                                    "console_accounts ORDER BY created_at")
+        return [(r["alias"], r["token"], r["disabled"]) for r in rows]
+
+    async def save_account(self, alias: str, token: str | None, disabled: bool) -> None:
+        await self.store.run_all([(
+            "INSERT INTO console_accounts (alias, token, disabled, created_at) VALUES "
+            "($1, $2, $3, $4) ON CONFLICT (alias) DO UPDATE SET disabled = EXCLUDED.disabled",
+            alias, token, disabled, time.time()), BUMP])
+
+    async def delete_account(self, alias: str, key: str) -> None:
+        await self.store.run_all([
+            ("DELETE FROM console_accounts WHERE alias = $1", alias),
+            ("DELETE FROM account_tokens WHERE alias = $1 OR alias = $2", alias, key), BUMP])
+
+    async def keys(self) -> list[StoredKey]:
+        rows = await self.store.run(
+            "fetch", "SELECT id, name, secret_sha256, hint, created_at, revoked_at, requests, "
+            "prompt_tokens, completion_tokens, last_used FROM api_keys ORDER BY created_at")
+        return [StoredKey(*r) for r in rows]
+
+    async def add_key(self, key: StoredKey) -> None:
+        await self.store.run_all([(
+            "INSERT INTO api_keys (id, name, secret_sha256, hint, created_at) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            key.id, key.name, key.secret_sha256, key.hint, key.created_at), BUMP])
+
+    async def revoke_key(self, key_id: str, when: float) -> None:
+        await self.store.run_all([("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND "
+                                   "revoked_at IS NULL", key_id, when), BUMP])
+
+    async def add_usage(self, key_id: str, requests: int, prompt: int, completion: int,
+                        last_used: float) -> None:
+        """Increments: each replica adds what it served."""
+        await self.store.run(
+            "execute", "UPDATE api_keys SET requests = requests + $2, prompt_tokens = "
+            "prompt_tokens + $3, completion_tokens = completion_tokens + $4, last_used = "
+            "GREATEST(COALESCE(last_used, 0), $5) WHERE id = $1",
+            key_id, requests, prompt, completion, last_used)
+
+    async def conversation_counts(self) -> list[tuple[str, int, int]]:
+        return await self.store.run(
+            "fetch", "SELECT scope, COUNT(*), COUNT(*) FILTER (WHERE auto) FROM conversations "
+            "GROUP BY scope ORDER BY scope")
+
+    async def conversations(self, scope: str, limit: int = 200) -> list[tuple]:
+        return await self.store.run(
+            "fetch", "SELECT id, model, auto, created_at, updated_at, expires_at FROM "
+            "conversations WHERE scope = $1 ORDER BY updated_at DESC LIMIT $2", scope, limit)

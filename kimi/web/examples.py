@@ -55,6 +55,8 @@ console.log(answer);
 """
 
 # Codex CLI speaks only the Responses API (/v1/responses); the key goes in the variable.
+# An auth command (not env_key) makes Codex fetch /v1/models?client_version=..., the model
+# metadata that gives it its full tool set (apply_patch) for Kimi's names.
 CODEX = """\
 # ~/.codex/config.toml   (then: export KIMI_GATEWAY_KEY={key}; codex)
 model = "kimi"
@@ -63,8 +65,9 @@ model_provider = "kimi"
 [model_providers.kimi]
 name = "Kimi gateway"
 base_url = "{base}/v1"
-env_key = "KIMI_GATEWAY_KEY"
 wire_api = "responses"
+# the key as a command prints it: Codex then also fetches the gateway's model metadata
+auth = {{ command = "printenv", args = ["KIMI_GATEWAY_KEY"] }}
 """
 
 EXAMPLES = (("curl", CURL), ("Python (openai)", PYTHON),

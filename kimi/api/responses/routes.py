@@ -14,7 +14,9 @@ from ...web.auth import caller_of
 from ...web.body import read_json
 from ...web.keys import CATALOGUE, RESPONSES
 from ...web.middleware import add_error_body
+from ..models import add_models_shape
 from ..turns import conversation_headers, first_token, open_turn, prompt_tokens, stream_turn
+from .codex import models_body
 from .decode import ResponsesRequest, decode_responses_request
 from .encode import ResponseEncoder, error_body
 from .items import input_items, items_page
@@ -113,8 +115,22 @@ def _not_found(rid: str) -> NotFound:
                     code="response_not_found")
 
 
+def _from_codex(request: web.Request) -> bool:
+    """Codex CLI asks its provider's base_url + /models?client_version=X for model metadata."""
+    return "client_version" in request.query
+
+
+def _codex_models(request: web.Request) -> dict:
+    return models_body(request.app[CATALOGUE].list())
+
+
+def _codex_model(request: web.Request, wanted: str) -> dict | None:
+    return next((m for m in _codex_models(request)["models"] if m["slug"] == wanted), None)
+
+
 def add_routes(app: web.Application) -> None:
     add_error_body(app, lambda request: request.path.startswith(PATHS), error_body)
+    add_models_shape(app, _from_codex, _codex_models, _codex_model)
     for base in PATHS:
         app.router.add_post(base, create)
         app.router.add_post(base + "/input_tokens", count_input_tokens)
