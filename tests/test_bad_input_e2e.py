@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from kimi.emulator import Reply
+from kimi.web.body import MAX_DEPTH
 
 HELLO = [{"role": "user", "content": "hi"}]
 
@@ -32,6 +33,15 @@ async def test_deeply_nested_tool_calls_are_a_400(gw):
     body = body.replace('"@"', nested(300))
     status, err = await post(gw, body.encode())
     assert status == 400 and err["error"]["type"] == "invalid_request_error", err
+
+
+@pytest.mark.parametrize("depth,status", [(MAX_DEPTH, 200), (MAX_DEPTH + 1, 400)])
+async def test_the_nesting_limit_holds_for_a_short_body(gw, depth, status):
+    """A short body is read without the data-URL scanner: the limit is the same, to the level
+    (the body object is the first level)."""
+    body = json.dumps({"model": "kimi", "messages": HELLO, "x": "@"})
+    got, out = await post(gw, body.replace('"@"', nested(depth - 1)).encode())
+    assert got == status, out
 
 
 async def test_deep_nesting_in_a_large_body_is_a_400(gw):
