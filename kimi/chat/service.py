@@ -103,16 +103,32 @@ class ChatService:
             account = await self.pool.acquire(candidates, exclude=tried)
             turn.account = account
             turn.trace.account = account.alias
-            sent_content = False
+            sent_content = refreshed = False
             try:
-                # aclosing: a consumer that stops early (stop sequence, max_tokens, a client
-                # gone) closes the turn now, so cancel and delete do not wait for the GC.
-                async with aclosing(self._with_refresh(account, turn)) as events:
-                    async for ev in events:
-                        if not sent_content and type(ev) in CONTENT:
-                            sent_content = True
-                        yield ev
-                return
+                while True:
+                    sent = False
+                    try:
+                        # aclosing: a consumer that stops early (stop sequence, max_tokens, a
+                        # client gone) closes the turn now, so cancel and delete do not wait
+                        # for the GC.
+                        async with aclosing(self._answer(account, turn, plan.prompt,
+                                                         plan.chat_id, plan.parent_id,
+                                                         turn.blobs)) as events:
+                            async for ev in events:
+                                if not sent_content:
+                                    sent = sent or ev is not FLUSH
+                                    sent_content = type(ev) in CONTENT
+                                yield ev
+                        return
+                    except UpstreamAuthError:
+                        # Kimi: an expired token shows as HTTP 401 or an `unauthenticated`
+                        # end-stream frame, before any chat exists; one refresh and one retry
+                        # are safe (nothing was posted). After output, a retry would post the
+                        # prompt and repeat text.
+                        if refreshed or account.refresh_token is None or sent:
+                            raise
+                    await self.upstream.refresh(account)
+                    refreshed = True
             except GatewayError as e:
                 self._note_failure(account, e)
                 tried.add(account.alias)
@@ -148,26 +164,6 @@ class ChatService:
             return UpstreamUnavailable(f"Kimi account {account.alias} is unusable: {e.message}",
                                        code="account_dead")
         return e
-
-    async def _with_refresh(self, account: Account, turn: Turn):
-        """Kimi: an expired token shows as HTTP 401 or an `unauthenticated` end-stream frame,
-        before any chat exists; one refresh and one retry are safe (nothing was posted)."""
-        plan, sent = turn.plan, False
-        try:
-            async with aclosing(self._answer(account, turn, plan.prompt, plan.chat_id,
-                                             plan.parent_id, turn.blobs)) as events:
-                async for ev in events:
-                    sent = sent or ev is not FLUSH
-                    yield ev
-            return
-        except UpstreamAuthError:
-            if account.refresh_token is None or sent:
-                raise       # after output, a retry would post the prompt and repeat text
-        await self.upstream.refresh(account)
-        async with aclosing(self._answer(account, turn, plan.prompt, plan.chat_id,
-                                         plan.parent_id, turn.blobs)) as events:
-            async for ev in events:
-                yield ev
 
     async def _answer(self, account: Account, turn: Turn, prompt: str, chat_id: str | None,
                       parent_id: str | None, blobs=()) -> AsyncIterator:

@@ -39,10 +39,7 @@ class Caller:
 CALLER = web.RequestKey("caller", Caller)
 
 
-@functools.lru_cache(maxsize=512)
 def secret_digest(secret: str) -> str:
-    """Remembered for the few secrets that call often (a bounded set, in memory only, like
-    the configured keys and tokens themselves)."""
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -95,6 +92,13 @@ def authenticate(request: web.Request, api_keys: tuple[str, ...], has_server_tok
     presented = bearer(request)
     if api_keys or (stored is not None and stored.active):
         return _key_caller(presented, api_keys, stored)
+    return _open_caller(presented, has_server_tokens)
+
+
+@functools.lru_cache(maxsize=512)
+def _open_caller(presented: str | None, has_server_tokens: bool) -> Caller:
+    """The caller of a gateway without API keys: it depends on nothing but the secret, so it
+    is remembered for the few secrets that call often (bounded, in memory only)."""
     tokens = tuple(t.strip() for t in (presented or "").split(",") if t.strip())
     if has_server_tokens and not (tokens and all(t.startswith("eyJ") for t in tokens)):
         if presented is None:
