@@ -181,3 +181,13 @@ async def test_an_open_gateway_says_so_on_its_page(gw):
     status, _, page = await fetch(gw.url + "/")
     assert status == 200
     assert "this gateway is open" in page and "[server] api_keys</code> is empty" in page
+
+
+async def test_the_page_names_every_api_it_serves(gw):
+    """A 404 sends the caller to this page for the APIs served: each dialect's route is there."""
+    _, _, page = await fetch(gw.url + "/")
+    footer = html.unescape(page[page.index("<footer>"):])
+    for route in ("POST /v1/chat/completions", "POST /v1/chat/completions/{conversation_id}",
+                  "POST /v1/messages", "POST /v1/responses", "POST /v1/completions",
+                  "/v1beta", "GET /v1/models", "/v1/conversations"):
+        assert route in footer, route
