@@ -97,7 +97,10 @@ CLIENTS = (
      [("API Host", "{base}"), ("API Key", "{key}"),
       ("Models", "claude-sonnet-4-5,claude-haiku-4-5")]),
     ("Gemini CLI", "environment (Gemini API; \"Use Gemini API key\" at first start)",
-     [("Shell", "GOOGLE_GEMINI_BASE_URL={base} GEMINI_API_KEY={key} gemini -m kimi")]),
+     [("Shell", "GOOGLE_GEMINI_BASE_URL={base} GEMINI_API_KEY={key} gemini -m kimi"),
+      ("~/.gemini/settings.json (for gemini -p)",
+       '{{"security": {{"auth": {{"selectedType": "gemini-api-key"}}}}}}'),
+      ("gemini -p in a new folder", "GEMINI_CLI_TRUST_WORKSPACE=true (or --skip-trust)")]),
 )
 
 
