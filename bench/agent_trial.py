@@ -4,7 +4,7 @@
 Not part of the test suite and not run in CI: the clients are not dependencies of the project.
 Install them outside the repository first:
 
-    mkdir -p /work/trial-npm && cd /work/trial-npm
+    mkdir -p /tmp/agent-clients && cd /tmp/agent-clients
     npm install @anthropic-ai/claude-code opencode-ai
 
 (the native binaries come in the platform packages, so their postinstall scripts need not run).
@@ -337,7 +337,8 @@ def report(name, records, upstream, out, err, code, root) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("client", nargs="?", default="all", choices=["all", *CLIENTS])
-    parser.add_argument("--npm-dir", default="/work/trial-npm")
+    parser.add_argument("--npm-dir", default="/tmp/agent-clients",
+                        help="where the clients were installed with npm (see above)")
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--timeout", type=float, default=180)
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
@@ -346,6 +347,9 @@ def main() -> None:
                         f"{CLIENT_KEY!r} unless --env changes it")
     args = parser.parse_args()
     names = list(CLIENTS) if args.client == "all" else [args.client]
+    if not os.path.isdir(os.path.join(args.npm_dir, "node_modules")):
+        sys.exit(f"no clients installed in {args.npm_dir}: install them there with npm (see "
+                 "the top of this file) or pass --npm-dir")
     results = [asyncio.run(trial(n, args.npm_dir, args.keep, args.timeout, args.env,
                                      args.gateway_key)) for n in names]
     sys.exit(0 if all(results) else 1)

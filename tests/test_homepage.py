@@ -181,3 +181,24 @@ async def test_an_open_gateway_says_so_on_its_page(gw):
     status, _, page = await fetch(gw.url + "/")
     assert status == 200
     assert "this gateway is open" in page and "[server] api_keys</code> is empty" in page
+
+
+async def test_the_page_names_every_api_it_serves(gw):
+    """A 404 sends the caller to this page for the APIs served: each dialect's route is there."""
+    _, _, page = await fetch(gw.url + "/")
+    footer = html.unescape(page[page.index("<footer>"):])
+    for route in ("POST /v1/chat/completions", "POST /v1/chat/completions/{conversation_id}",
+                  "POST /v1/messages", "POST /v1/responses", "POST /v1/completions",
+                  "/v1beta", "GET /v1/models", "/v1/conversations"):
+        assert route in footer, route
+
+
+async def test_the_gemini_cli_settings_are_shown_for_headless_runs(gw):
+    """Gemini CLI 0.61 refuses `gemini -p` with GOOGLE_GEMINI_BASE_URL alone ("Invalid auth
+    method selected.") and in a folder it has not been told to trust: the page says both."""
+    _, _, page = await fetch(gw.url + "/")
+    card = html.unescape(page[page.index("<h3>Gemini CLI"):])
+    card = card[:card.index("</table>")]
+    settings = re.search(r"~/\.gemini/settings\.json.*?<code>(.*?)</code>", card, re.S)[1]
+    assert json.loads(settings) == {"security": {"auth": {"selectedType": "gemini-api-key"}}}
+    assert "GEMINI_CLI_TRUST_WORKSPACE=true" in card

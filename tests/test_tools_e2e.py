@@ -167,6 +167,14 @@ async def test_tool_choice_none_keeps_a_json_answer_as_text(gw, emu):
     assert r.choices[0].message.content == answer and r.choices[0].message.tool_calls is None
 
 
+async def test_the_emulators_default_echo_of_the_contract_makes_no_call(gw, emu):
+    """With nothing scripted the emulator echoes the prompt, the calling convention's example
+    included: that quote is not a call (the quick start with an agent client)."""
+    r = await gw.client().chat.completions.create(model="kimi", messages=ASK, tools=TOOLS)
+    assert r.choices[0].message.tool_calls is None and r.choices[0].finish_reason == "stop"
+    assert "get_weather" in r.choices[0].message.content
+
+
 async def test_a_call_only_in_the_thinking_is_used(gw, emu):
     emu.state.replies.append(Reply(think="I should call the tool. " + CALL_FORMS["ours"], text=""))
     stream = await gw.client().chat.completions.create(model="kimi-thinking", messages=ASK,

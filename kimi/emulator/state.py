@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime
+import re
 import secrets
 import string
 import time
@@ -18,8 +19,14 @@ DEFAULT_THINK = "Let me think about it \u2026 step by step."
 
 
 def default_text(turn: int, prompt: str) -> str:
-    """The deterministic default answer for the ``turn``-th user message of a chat."""
-    return f"[turn {turn}] Hello from the emulator \u2713 \u4e2d\u6587 \U0001F389. You said: {prompt}"
+    """The deterministic default answer for the ``turn``-th user message of a chat. The echo
+    shows tool-call markers with a space after `<` (`< tool_call`): a model does not call a
+    tool by quoting the calling convention it was told, so neither does the echo."""
+    echo = _CALL_MARKER.sub(r"< \1", prompt)
+    return f"[turn {turn}] Hello from the emulator \u2713 \u4e2d\u6587 \U0001F389. You said: {echo}"
+
+
+_CALL_MARKER = re.compile(r"<(/?(?:tool_call|function_calls|invoke|\|tool_call))")
 
 
 def now_rfc3339() -> str:

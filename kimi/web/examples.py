@@ -92,12 +92,16 @@ CLIENTS = (
      [("ANTHROPIC_BASE_URL", "{base}"), ("ANTHROPIC_AUTH_TOKEN", "{key}"),
       ("ANTHROPIC_MODEL", "claude-sonnet-4-5"),
       ("ANTHROPIC_DEFAULT_HAIKU_MODEL", "claude-haiku-4-5"),
-      ("CLAUDE_AUTOCOMPACT_PCT_OVERRIDE", "70")]),
+      ("CLAUDE_AUTOCOMPACT_PCT_OVERRIDE", "70"),
+      ("API_TIMEOUT_MS", "600000")]),
     ("Cherry Studio (Anthropic)", "Settings \u2192 Model Provider \u2192 Add, type Anthropic",
      [("API Host", "{base}"), ("API Key", "{key}"),
       ("Models", "claude-sonnet-4-5,claude-haiku-4-5")]),
     ("Gemini CLI", "environment (Gemini API; \"Use Gemini API key\" at first start)",
-     [("Shell", "GOOGLE_GEMINI_BASE_URL={base} GEMINI_API_KEY={key} gemini -m kimi")]),
+     [("Shell", "GOOGLE_GEMINI_BASE_URL={base} GEMINI_API_KEY={key} gemini -m kimi"),
+      ("~/.gemini/settings.json (for gemini -p)",
+       '{{"security": {{"auth": {{"selectedType": "gemini-api-key"}}}}}}'),
+      ("gemini -p in a new folder", "GEMINI_CLI_TRUST_WORKSPACE=true (or --skip-trust)")]),
 )
 
 
