@@ -66,10 +66,14 @@ def tree_cpu_seconds(roots: list[int]) -> float:
             except OSError:
                 continue
             children.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), []).append(int(name))
-    total, todo = 0.0, list(roots)
+    seen, todo = set(), list(roots)
     while todo:
         pid = todo.pop()
-        todo += children.get(pid, [])
+        if pid not in seen:         # a root may also be another root's child
+            seen.add(pid)
+            todo += children.get(pid, [])
+    total = 0.0
+    for pid in seen:
         try:
             total += cpu_seconds(pid)
         except OSError:

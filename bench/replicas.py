@@ -74,8 +74,9 @@ class Procs:
 
 
 async def gateways(procs: Procs, emu_url: str, tokens: list[str], count: int,
-                   shared: str) -> tuple[list, str]:
-    """`count` gateways (and nginx before two); returns their processes and the URL to use."""
+                   shared: str) -> tuple[list, str, list[str]]:
+    """`count` gateways (and nginx before two); returns their processes, the URL to use and
+    each gateway's own URL."""
     started, urls = [], []
     for i in range(count):
         port = free_port()
@@ -89,7 +90,7 @@ async def gateways(procs: Procs, emu_url: str, tokens: list[str], count: int,
     for url in urls:
         await _wait_http(url + "/ping")
     if count == 1:
-        return started, urls[0]
+        return started, urls[0], urls
     port = free_port()
     site = open(os.path.join(ROOT, "deploy", "nginx-replicas.conf")).read()
     site = site.replace("listen 80;", f"listen 127.0.0.1:{port};")
@@ -105,7 +106,7 @@ async def gateways(procs: Procs, emu_url: str, tokens: list[str], count: int,
                                                os.path.join(procs.workdir, "error.log"), "-c",
                                                os.path.join(procs.workdir, "nginx.conf")]))
     await _wait_http(f"http://127.0.0.1:{port}/ping")
-    return started, f"http://127.0.0.1:{port}"
+    return started, f"http://127.0.0.1:{port}", urls
 
 
 async def burst(s, mode: str, url: str, direct: list[str], conc: int) -> list[float]:
@@ -192,9 +193,10 @@ async def run(quick: bool, workdir: str) -> dict:
                 redis.flush()
                 extra = (f'\nurl = "{pg.new_database()}"\n\n[coordination]\n'
                          f'redis_url = "{redis.url}"\n')
-            started, url = await gateways(procs, emu_url, tokens, count, extra)
+            started, url, own = await gateways(procs, emu_url, tokens, count, extra)
             async with new_session() as s:
-                await burst(s, "g", url, direct, accounts)      # warm every account
+                for each in own:        # every replica has used every account once
+                    await burst(s, "g", each, direct, accounts)
                 results[name] = await measure(
                     s, {"d": emu_url, "n": f"http://127.0.0.1:{null_port}", "g": url}, direct,
                     quick, [p.pid for p in started[:count]],

@@ -28,6 +28,20 @@ async def test_least_busy_first_and_round_robin_among_equals():
         await take(pool)
 
 
+async def test_replicas_hand_out_the_shared_accounts_in_orders_of_their_own():
+    """Two replicas that took the accounts in config order would reach for the same one at
+    the same moment every time; each spreads its order, and still hands out every account."""
+    import random
+    a, b = pool_of(50), pool_of(50)
+    a.spread(random.Random(1))
+    b.spread(random.Random(2))
+    first_a = [await take(a) for _ in range(50)]
+    first_b = [await take(b) for _ in range(50)]
+    assert sorted(first_a) == sorted(first_b) == list(range(50))
+    assert first_a != list(range(50))
+    assert sum(x == y for x, y in zip(first_a, first_b)) < 10
+
+
 async def test_released_accounts_come_round_in_turn():
     pool = pool_of(3)
     picks = []

@@ -11,6 +11,7 @@ found dead) is published there, so every replica sees it. Everything else is the
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 
 from ..errors import GatewayError, RateLimited
@@ -25,6 +26,7 @@ class LeasedPool:
         self._pool = pool
         self.leases = leases
         self._held: dict[str, list] = {}
+        pool.spread(random.SystemRandom())
 
     def __getattr__(self, name):
         return getattr(self._pool, name)

@@ -107,6 +107,10 @@ class AccountPool:
         self._freed = asyncio.Condition()
         self._closing: set[asyncio.Task] = set()
 
+    def spread(self, rng) -> None:
+        """A random round-robin order for this process (several replicas share the accounts)."""
+        self._ready.shuffle(rng)
+
     @property
     def refresh_count(self) -> int:
         return sum(a.refreshes for a in self.all_accounts())

@@ -19,6 +19,14 @@ class ReadyAccounts:
         self._members = set(accounts)
         self._next_review = 0.0
 
+    def shuffle(self, rng) -> None:
+        """Hand out the idle accounts in an order of this process's own: replicas that share
+        the accounts then rarely reach for the same one at the same moment (each such clash
+        costs a lease round trip and another pick)."""
+        idle = list(self._levels[0])
+        rng.shuffle(idle)
+        self._levels[0] = dict.fromkeys(idle)
+
     @property
     def parked(self) -> list:
         return list(self._parked)
