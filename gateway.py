@@ -23,7 +23,7 @@ def _store_name(config) -> str:
     if not config.store.url:
         return os.path.abspath(config.store.path)
     u = urlsplit(config.store.url)
-    return f"{u.scheme}://{u.hostname}{f':{u.port}' if u.port else ''}{u.path}"
+    return f"{u.scheme}://{u.netloc.rpartition('@')[2]}{u.path}"    # host[:port] as written
 
 
 def main(argv: list[str] | None = None) -> int:

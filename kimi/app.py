@@ -121,6 +121,8 @@ async def _services(app: web.Application):
     for account in pool.accounts:
         await tokens.restore(account)
     managed = await _console(app, state.console, pool, tokens, client)
+    if state.shared_leases:
+        pool.spread()
     loop = asyncio.get_running_loop()
     # Once per cluster: the replica that claims the round runs it (always, in one process).
     background = [loop.create_task(client.warm_up()),

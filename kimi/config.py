@@ -214,10 +214,12 @@ def _check_value(name: str, key: str, value) -> None:
     if key == "key" and value and len(value) < MIN_ADMIN_KEY:
         raise ConfigError(f"{name} must be at least {MIN_ADMIN_KEY} characters (it opens the "
                           "operator console), or empty to turn the console off")
-    if key == "url" and value and not value.startswith(("postgresql://", "postgres://")):
-        raise ConfigError(f"{name} must be a postgresql:// URL, got {value.split(':')[0]}:...")
-    if key == "redis_url" and value and not value.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(f"{name} must be a redis:// URL, got {value.split(':')[0]}:...")
+    if key == "url" and value and not _url_of(value, ("postgresql", "postgres")):
+        raise ConfigError(f"{name} must be a postgresql:// URL with a numeric port if any "
+                          f"(its value is not shown: it may hold a password)")
+    if key == "redis_url" and value and not _url_of(value, ("redis", "rediss", "unix")):
+        raise ConfigError(f"{name} must be a redis:// URL with a numeric port if any "
+                          f"(its value is not shown: it may hold a password)")
     if key == "port" and not 1 <= value <= 65535:
         raise ConfigError(f"{name} must be between 1 and 65535, got {value}")
     if key == "retries" and not 0 <= value <= 2:
@@ -277,6 +279,16 @@ def check_shapes(config: Config) -> None:
     for i, origin in enumerate(config.server.cors_origins):
         if origin != "*":
             _check_url(f"[server] cors_origins[{i}]", origin, origin=True)
+
+
+def _url_of(url: str, schemes: tuple[str, ...]) -> bool:
+    """`url` parses, with one of `schemes` and a valid port if it names one."""
+    from urllib.parse import urlsplit
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in schemes and (parts.port is None or parts.port > 0)
+    except ValueError:
+        return False
 
 
 def _check_url(name: str, url: str, origin: bool = False) -> None:

@@ -61,11 +61,15 @@ def test_values_and_env_overrides(tmp_path):
     ("[kimi]\ntokens = [\"eyJhbGc.bm90IGpzb24.x\"]\n", "[kimi] tokens[0] is not a Kimi token"),
     ("[server]\ncors_origins = [\"chat.example.com\"]\n", "[server] cors_origins[0] must be"),
     ("[server]\ncors_origins = [\"https://a.example/path\"]\n", "[server] cors_origins[0] must be"),
+    ("[store]\nurl = \"mysql://u:pw@db/kimi\"\n", "[store] url must be a postgresql:// URL"),
+    ("[store]\nurl = \"postgresql://u:pw@db:5432x/kimi\"\n", "[store] url must be a postgresql://"),
+    ("[coordination]\nredis_url = \"redis://:pw@cache:six/0\"\n",
+     "[coordination] redis_url must be a redis:// URL"),
 ])
 def test_mistakes_name_the_key(tmp_path, text, words):
     with pytest.raises(ConfigError) as e:
         load_config(write(tmp_path, text), env={})
-    assert words in str(e.value)
+    assert words in str(e.value) and "pw" not in str(e.value)
 
 
 def test_unreadable_file():

@@ -9,8 +9,10 @@ import aiohttp
 import openai
 import pytest
 
+from kimi.admin.console import CONSOLE
 from kimi.config import ConfigError, load_config
 from kimi.emulator import Fault, Reply, mint_access_token
+from kimi.upstream.tokens import alias_for
 
 ADMIN = "admin-key-for-tests-0123456789"
 HELLO = [{"role": "user", "content": "console test prompt \u00e9"}]
@@ -170,6 +172,40 @@ async def test_a_refresh_token_is_refreshed_before_it_is_saved(cgw, admin, emu):
     spent = await admin.call("POST", "accounts", {"token": emu.state.issue_refresh_token("x")[:-3]},
                              status=400)
     assert "Kimi did not accept the token" in spent["error"]["message"]
+
+
+async def test_a_stale_flag_on_a_removed_account_does_not_bring_it_back(cgw, admin):
+    """Another replica removed the account, then this one (not reloaded yet) set its flag:
+    the tokenless row that left is no account, and the reload drops it here too."""
+    added = await admin.call("POST", "accounts", {"token": mint_access_token("user-2")},
+                             status=201)
+    console = cgw.app[CONSOLE]
+    await console.repo.delete_account(added["id"], None)        # removed elsewhere
+    await console.repo.save_account(added["id"], None, True)    # the stale flag
+    await console.accounts.load()
+    rows = (await admin.call("GET", "accounts"))["data"]
+    assert added["id"] not in [a["id"] for a in rows]
+
+
+async def test_a_token_kimi_refuses_leaves_an_account_added_meanwhile(cgw, admin, emu):
+    """Adding a token Kimi refuses cleans up what its check stored, but never the account
+    that another request (or replica) added under the same alias meanwhile."""
+    token = mint_access_token("user-3")
+    console = cgw.app[CONSOLE]
+    emu.state.revoked_subs.add("user-3")
+    real_validate = console.accounts._validate
+
+    async def validate_after_another_add(account):
+        problem = await real_validate(account)
+        await console.repo.save_account(account.alias, token, False)   # added elsewhere
+        return problem
+    console.accounts._validate = validate_after_another_add
+    await admin.call("POST", "accounts", {"token": token}, status=400)
+    assert account_alias_rows(await console.repo.accounts()) == {alias_for(token)}
+
+
+def account_alias_rows(rows) -> set:
+    return {alias for alias, stored, _ in rows if stored}
 
 
 async def test_added_accounts_and_flags_survive_a_restart(cgw, admin, start_gateway, token):

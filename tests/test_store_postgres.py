@@ -198,3 +198,20 @@ async def test_console_changes_move_the_version_and_usage_adds_up(stores):
     assert await b.accounts() == [("acct-x", "tok", True)]
     await b.delete_account("acct-x", "k" * 64)
     assert await a.accounts() == []
+
+
+async def test_console_rows_left_in_the_sqlite_file_are_named_at_start(
+        start_gateway, token, postgres_url, tmp_path, caplog):
+    """Moving a gateway to PostgreSQL leaves what its console made in the SQLite file unread:
+    the start says so (and how many), rather than dropping the keys without a word."""
+    from kimi.store.admin import ConsoleRepo
+    from kimi.store.sqlite import Store
+    path = str(tmp_path / "old.sqlite3")
+    old = Store(path)
+    await old.open()
+    repo = ConsoleRepo(old)
+    await repo.create_schema()
+    await repo.add_key(StoredKey("ak_1", "laptop", "0" * 64, "abcd", time.time(), None))
+    await old.close()
+    await start_gateway(kimi={"tokens": (token,)}, store={"url": postgres_url, "path": path})
+    assert f"{path} holds 1 API key(s) and account(s) the operator console made" in caplog.text

@@ -35,7 +35,10 @@ class ConsoleAccounts:
         """Bring the pool to the stored rows: at start (before any request), and when another
         replica added, disabled, enabled or removed an account."""
         async with self._lock:
-            rows = {alias: (token, off) for alias, token, off in await self.repo.accounts()}
+            # A row without a token is a flag on a config-file account; for any other alias
+            # it is a stale flag (set on a replica that had not yet seen the removal): absent.
+            rows = {alias: (token, off) for alias, token, off in await self.repo.accounts()
+                    if token is not None or alias in self.config_aliases}
             for account in list(self.pool.accounts) + list(self.disabled.values()):
                 if account.alias not in rows and account.alias not in self.config_aliases:
                     self._drop(account)             # removed on another replica
@@ -80,7 +83,10 @@ class ConsoleAccounts:
         if problem is not None:
             if account.session is not None:
                 await account.session.close()
-            await self.repo.delete_account(account.alias, account.key)  # tokens a refresh stored
+            async with self._lock:      # the tokens a refresh stored, unless it was added since
+                stored = {alias for alias, _, _ in await self.repo.accounts()}
+                if self._find(account.alias) is None and account.alias not in stored:
+                    await self.repo.delete_account(account.alias, account.key)
             raise InvalidRequest(f"Kimi did not accept the token: {problem}", param="token",
                                  code="invalid_kimi_token")
         async with self._lock:

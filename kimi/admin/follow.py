@@ -37,16 +37,18 @@ class Follower:
         self.seen, self.loaded_at = version, time.monotonic()
 
     async def run(self) -> None:
-        down = False
+        failing = None      # the failure last logged: each kind once until a check succeeds
         while True:
             await asyncio.sleep(POLL)
             try:
                 await self.check()
-                down = False
+                failing = None
             except SharedStateUnavailable:
-                if not down:        # once per outage; /readyz reports it meanwhile
+                if failing != "unavailable":    # /readyz reports it meanwhile
                     log.warning("cannot read console changes from the shared store; "
                                 "trying every %gs", POLL)
-                down = True
-            except Exception:
-                log.exception("reloading the console's keys and accounts failed")
+                failing = "unavailable"
+            except Exception as e:
+                if failing != type(e):
+                    log.exception("reloading the console's keys and accounts failed")
+                failing = type(e)

@@ -26,7 +26,10 @@ class LeasedPool:
         self._pool = pool
         self.leases = leases
         self._held: dict[str, list] = {}
-        pool.spread(random.SystemRandom())
+
+    def spread(self) -> None:
+        """Once every account is in (config and console): this replica's own order."""
+        self._pool.spread(random.SystemRandom())
 
     def __getattr__(self, name):
         return getattr(self._pool, name)

@@ -11,6 +11,7 @@ when configured (the `shared` extra).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
@@ -49,6 +50,12 @@ async def open_state(config: Config) -> State:
         state = State(PgTokenVault(pg), PgConversationRepo(pg), PgUploadStore(pg, upload_ttl),
                       PgResponseRepo(pg), PgConsoleRepo(pg), probes={"postgresql": pg.ping},
                       closers=[pg.close])
+        from ..store.admin import rows_left_in
+        left = await asyncio.to_thread(rows_left_in, config.store.path)
+        if left:
+            log.warning("%s holds %d API key(s) and account(s) the operator console made; with "
+                        "[store] url set they are not used: make them again in the console",
+                        config.store.path, left)
     else:
         from ..store.admin import ConsoleRepo
         from ..store.conversations import ConversationRepo

@@ -3,7 +3,10 @@ accounts, and the API keys it created (their SHA-256 only; the secret is shown o
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import time
+from contextlib import closing
 from dataclasses import dataclass
 
 SCHEMA = (
@@ -103,3 +106,16 @@ class ConsoleRepo:
         return await self.store.fetchall(
             "SELECT id, model, auto, created_at, updated_at, expires_at FROM conversations "
             "WHERE scope = ? ORDER BY updated_at DESC LIMIT ?", (scope, limit))
+
+
+def rows_left_in(path: str) -> int:
+    """The console rows (API keys, accounts) an SQLite file holds; 0 when it has none or is
+    not there. For a gateway moved to PostgreSQL, which does not read that file."""
+    if not os.path.exists(path):
+        return 0
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            return sum(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                       for table in ("api_keys", "console_accounts"))
+    except sqlite3.Error:
+        return 0
