@@ -142,3 +142,17 @@ async def test_homepage_through_nginx_shows_the_proxy_address(gw, nginx):
     assert resp.status == 200
     assert f"{url}/v1" in page
     assert gw.url not in page, "the page must show the address the visitor used"
+
+
+@pytest.mark.parametrize("name", ["nginx.conf", "nginx-replicas.conf"])
+def test_nginx_lets_idle_upstream_connections_go_before_the_gateway_does(name):
+    """A connection nginx reuses just as the gateway closes it for idleness fails the request
+    on it (a POST is not retried): nginx must keep idle ones for less time than the gateway."""
+    import re
+
+    from kimi.config import ServerConfig
+    text = (ROOT / "deploy" / name).read_text()
+    for upstream in re.findall(r"upstream \w+ \{(.*?)\}", text, re.S):
+        if "keepalive " in upstream:
+            [seconds] = re.findall(r"keepalive_timeout (\d+)s;", upstream)
+            assert int(seconds) < ServerConfig().idle_connection_seconds
