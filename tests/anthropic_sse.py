@@ -8,7 +8,8 @@ import json
 STOP_REASONS = {"end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal",
                 "model_context_window_exceeded"}
 DELTAS = {"text": {"text_delta", "citations_delta"}, "thinking": {"thinking_delta", "signature_delta"},
-          "tool_use": {"input_json_delta"}}
+          "tool_use": {"input_json_delta"}, "server_tool_use": {"input_json_delta"},
+          "web_search_tool_result": set()}
 
 
 def parse(raw: str) -> list[tuple[str, dict]]:
@@ -50,7 +51,7 @@ def _check_blocks(body: list, *, closed: bool) -> bool:
     """Indexes 0, 1, 2... one block open at a time, every start stopped; thinking ends with
     one signature_delta; tool_use starts with input {} and its partial_json joins to an
     object. True when a tool_use block was sent."""
-    expected, open_block, saw_tool = 0, None, False
+    expected, open_block, saw_tool, server_use = 0, None, False, None
     for name, data in body:
         if name == "content_block_start":
             assert open_block is None, ("two open blocks", data)
@@ -60,6 +61,13 @@ def _check_blocks(body: list, *, closed: bool) -> bool:
             if block["type"] == "tool_use":
                 assert block["input"] == {} and block["id"].startswith("toolu_"), block
                 saw_tool = True
+            if block["type"] == "server_tool_use":
+                assert block["input"] == {} and block["id"].startswith("srvtoolu_"), block
+                server_use = block["id"]
+            if block["type"] == "web_search_tool_result":
+                assert block["tool_use_id"] == server_use, block
+                assert all(r["type"] == "web_search_result" and r["url"] for r in
+                           block["content"]), block
         elif name == "content_block_delta":
             assert open_block is not None and data["index"] == open_block["index"], data
             assert data["delta"]["type"] in DELTAS[open_block["type"]], data
@@ -81,7 +89,7 @@ def _check_closed(block: dict) -> None:
         kinds = [d["type"] for d in deltas]
         assert kinds.count("signature_delta") == 1 and kinds[-1] == "signature_delta", kinds
         assert deltas[-1]["signature"]
-    if block["type"] == "tool_use":
+    if block["type"] in ("tool_use", "server_tool_use"):
         joined = "".join(d["partial_json"] for d in deltas)
         assert isinstance(json.loads(joined), dict), joined
 

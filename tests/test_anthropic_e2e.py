@@ -349,12 +349,30 @@ async def test_the_web_search_server_tool_turns_on_kimi_search(gw, emu):
         final = await stream.get_final_message()
     sent = emu.state.chat_requests[-1]
     assert any("SEARCH" in str(t) for t in sent.get("tools") or sent["options"].get("tools", []))
-    (text,) = final.content
+    text, searched, found = final.content       # streamed: the search after the text
+    assert (searched.type, searched.name, searched.input) == (
+        "server_tool_use", "web_search", {"query": "search the latest news"})
+    assert found.type == "web_search_tool_result" and found.tool_use_id == searched.id
+    assert "https://example.com/r1" in [r.url for r in found.content]
     assert "[1]" in text.text and "<tool_call" not in prompts(emu)[0]
     assert {c.url for c in text.citations} >= {"https://example.com/r1"}
     _, _, raw = await raw_post(gw, {"model": "claude-sonnet-4-5", "max_tokens": 1000,
                                     "stream": True, "tools": tools, "messages": ask})
     check_stream(raw)
+    emu.state.replies.append(Reply(citations="2026"))
+    whole = await client(gw).messages.create(model="claude-sonnet-4-5", max_tokens=1000,
+                                             tools=tools, messages=ask)
+    assert [b.type for b in whole.content] == ["server_tool_use", "web_search_tool_result",
+                                               "text"]
+    assert [r.url for r in whole.content[1].content] == [r.url for r in found.content]
+
+
+async def test_search_by_model_name_alone_adds_no_search_blocks(gw, emu):
+    """Only a request with the web_search server tool gets server_tool_use blocks."""
+    emu.state.replies.append(Reply(citations="2026"))
+    m = await client(gw).messages.create(model="kimi-search", max_tokens=1000, messages=[
+        {"role": "user", "content": "search the latest news"}])
+    assert [b.type for b in m.content] == ["text"]
 
 
 @pytest.mark.parametrize("choice,reply,expected", [

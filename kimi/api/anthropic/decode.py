@@ -27,6 +27,9 @@ class Decoded:
     req: ChatRequest
     show_thinking: bool         # the answer carries thinking blocks (the request enabled them)
     max_tokens: int | None      # as asked (0 and 1 are answered without Kimi: routes.py)
+    # With a web_search server tool: what the answer's server_tool_use block says it searched
+    # for (the last user text; Kimi does not tell its own query). None without the tool.
+    search_query: str | None = None
 
 
 def decode_messages_request(body, resolve, aliases, *, count_only: bool = False) -> Decoded:
@@ -47,7 +50,14 @@ def decode_messages_request(body, resolve, aliases, *, count_only: bool = False)
                       stop=_stop(body.get("stop_sequences")), max_tokens=max_tokens or None,
                       tools=tools, output=_output(body), call_id_prefix="toolu_",
                       show_reasoning=shown)
-    return Decoded(req, shown, max_tokens)
+    return Decoded(req, shown, max_tokens, _query(messages) if search else None)
+
+
+def _query(messages) -> str:
+    """The last user text, without the framing of Claude Code's WebSearch request."""
+    text = next((m.text for m in reversed(messages) if m.role == "user" and m.text), "")
+    text = text.strip()
+    return text.removeprefix("Perform a web search for the query: ").strip()[:500]
 
 
 def family_of(model: str) -> str | None:

@@ -73,13 +73,28 @@ def citation_body(c: Citation) -> dict:
             "cited_text": "", "encrypted_index": c.ref}
 
 
+def search_blocks(message_id: str, query: str, sources: list[Citation]) -> list[dict]:
+    """A web_search server tool's part of an answer, as Anthropic writes it before the text:
+    the search (server_tool_use) and the pages Kimi's search found (web_search_tool_result;
+    Kimi gives no encrypted content or page age)."""
+    tool_id = "srvtoolu_" + message_id.removeprefix("msg_")
+    results = [{"type": "web_search_result", "url": c.url, "title": c.title or c.url,
+                "encrypted_content": "", "page_age": None} for c in sources]
+    return [{"type": "server_tool_use", "id": tool_id, "name": "web_search",
+             "input": {"query": query}},
+            {"type": "web_search_tool_result", "tool_use_id": tool_id, "content": results}]
+
+
 class MessageStreamEncoder:
-    """Canonical events -> Anthropic SSE records; `start()` first, `tail()` last."""
+    """Canonical events -> Anthropic SSE records; `start()` first, `tail()` last.
+    `search_query`: the request had a web_search server tool (see `search_blocks`)."""
 
     def __init__(self, model: str, message_id: str, input_tokens: int, *,
-                 show_thinking: bool):
+                 show_thinking: bool, search_query: str | None = None):
         self.model, self.id, self.input_tokens = model, message_id, input_tokens
         self.show_thinking = show_thinking
+        self.search_query = search_query
+        self.sources: dict[str, Citation] = {}     # by URL, for the search blocks
         self.index = -1                 # the last block started
         self.open: str | None = None    # the type of the open block
         self.finish: Finish | None = None
@@ -107,7 +122,7 @@ class MessageStreamEncoder:
                 return self._tool_use(ev)
             case Finish():
                 self.finish = ev
-                return self._close()
+                return self._close() + self._searched()
             case Usage():
                 return self._end(ev.prompt_tokens, ev.completion_tokens)
             case _:
@@ -154,7 +169,31 @@ class MessageStreamEncoder:
         return out + record("content_block_stop", {"type": "content_block_stop",
                                                    "index": self.index})
 
+    def _searched(self) -> bytes:
+        """The search blocks, after the answer: its sources are known only as the text that
+        cites them has gone out (a non-streamed answer has them before its text)."""
+        if self.search_query is None or not self.sources:
+            return b""
+        server_use, result = search_blocks(self.id, self.search_query,
+                                           list(self.sources.values()))
+        self.search_query = None
+        query = server_use["input"]
+        out = b""
+        for block in ({**server_use, "input": {}}, result):
+            self.index += 1
+            out += record("content_block_start", {"type": "content_block_start",
+                                                  "index": self.index, "content_block": block})
+            if block["type"] == "server_tool_use":
+                out += record("content_block_delta", {
+                    "type": "content_block_delta", "index": self.index,
+                    "delta": {"type": "input_json_delta",
+                              "partial_json": orjson.dumps(query).decode()}})
+            out += record("content_block_stop", {"type": "content_block_stop",
+                                                 "index": self.index})
+        return out
+
     def _citation(self, c: Citation) -> bytes:
+        self.sources.setdefault(c.url, c)
         if self.open == "text":
             return self._citation_delta(c)
         self.cited.append(c)        # for the next text block
@@ -185,11 +224,13 @@ class MessageStreamEncoder:
 
 
 def message_body(model: str, result: ChatResult, message_id: str, *,
-                 show_thinking: bool) -> dict:
+                 show_thinking: bool, search_query: str | None = None) -> dict:
     content: list[dict] = []
     if show_thinking and result.reasoning:
         content.append({"type": "thinking", "thinking": result.reasoning,
                         "signature": signature_for(message_id)})
+    if search_query is not None and result.citations:
+        content += search_blocks(message_id, search_query, result.citations)
     if result.text or not result.tool_calls:
         block = {"type": "text", "text": result.text}
         if result.citations:

@@ -48,12 +48,14 @@ async def messages(request: web.Request) -> web.StreamResponse:
     async with await open_turn(request, req, "anthropic") as turn:
         if req.stream:
             enc = MessageStreamEncoder(req.model, message_id, input_tokens,
-                                       show_thinking=decoded.show_thinking)
+                                       show_thinking=decoded.show_thinking,
+                                       search_query=decoded.search_query)
             return await stream_turn(request, turn, enc.event, tail=enc.tail,
                                      in_band=enc.error, lead=enc.start(), ping=PING)
         result = await collect(turn.events())
         first_token(request)
-        body = message_body(req.model, result, message_id, show_thinking=decoded.show_thinking)
+        body = message_body(req.model, result, message_id, show_thinking=decoded.show_thinking,
+                            search_query=decoded.search_query)
         return web.Response(body=orjson.dumps(body), content_type="application/json",
                             headers=conversation_headers(turn))
 
