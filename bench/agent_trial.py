@@ -10,7 +10,8 @@ Install them outside the repository first:
 (the native binaries come in the platform packages, so their postinstall scripts need not run).
 CLIENT: claude (Read), claude-bash (Bash), claude-multi (two Reads in one answer, one of a
 missing file), claude-drift (the call in Kimi K2's own syntax with an invented result after
-it), and the same for opencode (read, bash); opencode-thinking (read, with the
+it), claude-websearch (WebSearch: Claude Code's own request with Anthropic's web_search server
+tool, answered by Kimi's search; passes when the pages reach the main loop as its links), and the same for opencode (read, bash); opencode-thinking (read, with the
 model `kimi-thinking`); opencode-responses (read, with the provider package `@ai-sdk/openai`,
 which speaks the Responses API); claude-again and opencode-again: the first trial, then the client
 again with `--continue` and a new prompt; claude-tui: the interactive Claude Code on a
@@ -51,6 +52,8 @@ from bench.recording_proxy import Recorder, shape  # noqa: E402
 from kimi.emulator import mint_access_token  # noqa: E402
 
 SECRET = "heliotrope-42"
+# How Claude Code's WebSearch tool passes on a page a web_search_tool_result block listed.
+WEB_RESULT = 'Links:'
 FINAL = f"TRIAL-DONE: the note says {SECRET}."
 PROMPT = "Read note.txt in the current directory and tell me what it says."
 AGAIN_PROMPT = "What did the note say, again?"
@@ -164,7 +167,9 @@ def claude_run(npm: str, stack: Stack, workdir: str, home: str, kind: str = "rea
                API_TIMEOUT_MS="600000", DISABLE_TELEMETRY="1", DISABLE_AUTOUPDATER="1",
                DISABLE_ERROR_REPORTING="1", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1")
     binary = os.path.join(npm, "node_modules", "@anthropic-ai", "claude-code-linux-x64", "claude")
-    allowed = ["--allowedTools", "Bash(cat:*)" if kind == "bash" else "Read"]
+    allowed = ["--allowedTools", {"bash": "Bash(cat:*)", "websearch": "WebSearch"}.get(kind, "Read")]
+    if kind == "websearch":
+        prompt = "Search the web for kimi gateway news and tell me what you find."
     argv = [binary, "-p", prompt, *(["--continue"] if again else []),
             "--output-format", "stream-json", "--verbose", *allowed]
     if tui:
@@ -173,6 +178,13 @@ def claude_run(npm: str, stack: Stack, workdir: str, home: str, kind: str = "rea
             json.dump({"hasCompletedOnboarding": True, "theme": "dark",
                        "projects": {workdir: {"hasTrustDialogAccepted": True}}}, f)
         argv = [binary, *allowed]
+    if kind == "websearch":
+        # The main loop calls WebSearch; Claude Code then asks the gateway with Anthropic's
+        # web_search server tool (Kimi's search answers it, the emulator's default results);
+        # the final answer is taken only by a prompt whose tool result lists those pages.
+        call = '<tool_call name="WebSearch">{"query": "kimi gateway news"}</tool_call>'
+        return argv, env, [{"text": call, "when": '"WebSearch"'},
+                           {"text": FINAL, "when": WEB_RESULT}]
     call = first_answer(kind, ("Read", "Bash"), "file_path", workdir)
     replies = [{"think": "I should read the file.", "when": '"file_path"', "text": call},
                {"text": FINAL, "when": SECRET}]
@@ -209,6 +221,7 @@ CLIENTS = {"claude": claude_run, "opencode": opencode_run,
            "opencode-bash": functools.partial(opencode_run, kind="bash"),
            "opencode-multi": functools.partial(opencode_run, kind="multi"),
            "claude-drift": functools.partial(claude_run, kind="drift"),
+           "claude-websearch": functools.partial(claude_run, kind="websearch"),
            "opencode-drift": functools.partial(opencode_run, kind="drift"),
            "opencode-thinking": functools.partial(opencode_run, model="kimi-thinking"),
            "opencode-responses": functools.partial(opencode_run, sdk="@ai-sdk/openai")}
@@ -295,7 +308,8 @@ async def trial(name: str, npm: str, keep: bool, timeout: float, extra: list[str
         run = run_tui if name.endswith("-tui") else run_client
         out, err, code = await run(argv, with_env(env, extra), workdir, timeout)
         # The tool ran: its result (the file's text) reached the emulator in a later prompt.
-        ok = FINAL in out.decode(errors="replace") and SECRET in json.dumps(await stack.upstream())
+        proof = WEB_RESULT if name.endswith("websearch") else SECRET
+        ok = FINAL in out.decode(errors="replace") and proof in json.dumps(await stack.upstream())
         if name.endswith("-again") and ok:
             argv, env, _ = client(npm, stack, workdir, home, prompt=AGAIN_PROMPT, again=True)
             await stack.script([{"text": AGAIN, "when": "again"}])

@@ -367,6 +367,20 @@ async def test_the_web_search_server_tool_turns_on_kimi_search(gw, emu):
     assert [r.url for r in whole.content[1].content] == [r.url for r in found.content]
 
 
+async def test_claude_codes_web_search_request_names_the_server_tool(gw, emu):
+    """Claude Code's WebSearch tool asks with the web_search server tool and tool_choice
+    naming it: that is search (not a contract call), answered with the search blocks."""
+    emu.state.replies.append(Reply(citations="2026"))
+    m = await client(gw).messages.create(
+        model="claude-sonnet-4-5", max_tokens=1000,
+        tools=[{"type": "web_search_20250305", "name": "web_search", "max_uses": 8}],
+        tool_choice={"type": "tool", "name": "web_search"}, messages=[
+            {"role": "user", "content": "Perform a web search for the query: kimi news"}])
+    assert [b.type for b in m.content] == ["server_tool_use", "web_search_tool_result", "text"]
+    assert m.content[0].input == {"query": "kimi news"}
+    assert "<tool_call" not in prompts(emu)[0]
+
+
 async def test_search_by_model_name_alone_adds_no_search_blocks(gw, emu):
     """Only a request with the web_search server tool gets server_tool_use blocks."""
     emu.state.replies.append(Reply(citations="2026"))

@@ -136,7 +136,7 @@ def _tools(body: dict) -> tuple[Tools, bool]:
         raw = []
     if not isinstance(raw, list):
         raise InvalidRequest("tools: must be an array", param="tools")
-    specs, search = [], False
+    specs, search, servers = [], False, set()
     for i, t in enumerate(raw):
         if not isinstance(t, dict):
             raise InvalidRequest(f"tools.{i}: must be an object", param=f"tools.{i}")
@@ -145,7 +145,8 @@ def _tools(body: dict) -> tuple[Tools, bool]:
             specs.append(_tool(t, f"tools.{i}"))
         elif isinstance(kind, str) and kind.startswith(SEARCH_TOOLS):
             search = True
-    choice, parallel = _choice(body.get("tool_choice"), specs)
+            servers.add(t.get("name") or "web_search")
+    choice, parallel = _choice(body.get("tool_choice"), specs, servers)
     return Tools(specs=tuple(specs), choice=choice, parallel=parallel), search
 
 
@@ -165,7 +166,9 @@ def _tool(t: dict, where: str) -> ToolSpec:
     return ToolSpec(name, description, schema)
 
 
-def _choice(raw, specs: list[ToolSpec]) -> tuple[ToolChoice, bool]:
+def _choice(raw, specs: list[ToolSpec], servers: set[str]) -> tuple[ToolChoice, bool]:
+    """`servers`: the names of the server search tools (not in the contract: naming one in
+    tool_choice, as Claude Code's WebSearch request does, means search, and no call)."""
     if raw is None:
         return ToolChoice(), True
     kind = raw.get("type") if isinstance(raw, dict) else None
@@ -178,6 +181,8 @@ def _choice(raw, specs: list[ToolSpec]) -> tuple[ToolChoice, bool]:
         return ToolChoice(ChoiceMode.REQUIRED), parallel
     if kind == "tool":
         name = raw.get("name")
+        if name in servers and not any(s.name == name for s in specs):
+            return ToolChoice(), parallel
         if not any(s.name == name for s in specs):
             raise InvalidRequest(f"tool_choice.name: '{name}' is not one of the tools",
                                  param="tool_choice.name")
