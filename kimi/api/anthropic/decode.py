@@ -145,7 +145,8 @@ def _tools(body: dict) -> tuple[Tools, bool]:
             specs.append(_tool(t, f"tools.{i}"))
         elif isinstance(kind, str) and kind.startswith(SEARCH_TOOLS):
             search = True
-            servers.add(t.get("name") or "web_search")
+            name = t.get("name")
+            servers.add(name if isinstance(name, str) and name else "web_search")
     choice, parallel = _choice(body.get("tool_choice"), specs, servers)
     return Tools(specs=tuple(specs), choice=choice, parallel=parallel), search
 
@@ -181,7 +182,7 @@ def _choice(raw, specs: list[ToolSpec], servers: set[str]) -> tuple[ToolChoice, 
         return ToolChoice(ChoiceMode.REQUIRED), parallel
     if kind == "tool":
         name = raw.get("name")
-        if name in servers and not any(s.name == name for s in specs):
+        if isinstance(name, str) and name in servers and not any(s.name == name for s in specs):
             return ToolChoice(), parallel
         if not any(s.name == name for s in specs):
             raise InvalidRequest(f"tool_choice.name: '{name}' is not one of the tools",
