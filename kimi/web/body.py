@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from types import MappingProxyType
 
 import orjson
 from aiohttp import web
@@ -61,7 +62,7 @@ class _Plain:
     """A body too short to hold a value BodyScanner would take out (INLINE_MIN): kept as
     it is read, with nothing to restore."""
 
-    payloads: dict = {}
+    payloads = MappingProxyType({})     # none, ever (read-only: shared by every body)
 
     def __init__(self):
         self.out = bytearray()
