@@ -138,6 +138,6 @@ def _count(res: Result, t0: float) -> None:
 
 def new_session() -> aiohttp.ClientSession:
     # No connection limit and no timeout: the bench decides how many requests are open. Idle
-    # connections are dropped before the gateway's own 15 s would close them under a request.
+    # connections are dropped before the gateway's own 20 s would close them under a request.
     return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=10),
                                  timeout=aiohttp.ClientTimeout(total=None))

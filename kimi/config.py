@@ -31,7 +31,7 @@ class ServerConfig:
     log_level: str = "info"
     keepalive_seconds: float = 15.0
     shutdown_grace_seconds: float = 30.0
-    idle_connection_seconds: float = 15.0
+    idle_connection_seconds: float = 20.0
     token_checks_per_minute: int = 10
     allow_open_access: bool = False
     cors_origins: tuple[str, ...] = ("*",)
