@@ -9,7 +9,7 @@ import aiohttp
 import openai
 import pytest
 
-from kimi.admin.console import CONSOLE
+from kimi.admin.console import CONSOLE, TRAFFIC
 from kimi.config import ConfigError, load_config
 from kimi.emulator import Fault, Reply, mint_access_token
 from kimi.upstream.tokens import alias_for
@@ -226,6 +226,26 @@ async def test_a_stream_without_include_usage_still_counts_for_its_key(cgw, admi
     chunks = [c async for c in stream]
     assert all(c.usage is None for c in chunks), "the client did not ask for usage"
     [key] = (await admin.call("GET", "keys"))["data"]
+    assert key["requests"] == 1 and key["prompt_tokens"] > 0 and key["completion_tokens"] > 0
+
+
+async def test_a_stream_the_client_leaves_still_counts_for_its_key(cgw, admin, emu):
+    """An answer cut short (here the client goes after the first chunks) is counted later,
+    off the request path, by the console's fold."""
+    secret = (await admin.call("POST", "keys", {"name": "gone"}, status=201))["secret"]
+    emu.state.replies.append(Reply(text="word " * 400, chunk=5))
+    emu.state.chunk_delay = 0.01
+    body = {"model": "kimi", "stream": True, "messages": HELLO}
+    async with aiohttp.ClientSession() as s:
+        async with s.post(cgw.url + "/v1/chat/completions", json=body,
+                          headers={"Authorization": f"Bearer {secret}"}) as r:
+            await r.content.readline()
+            await r.content.readline()
+    for _ in range(100):                # the gateway notices the client is gone
+        if cgw.app[TRAFFIC].rows():
+            break
+        await asyncio.sleep(0.05)
+    [key] = [k for k in (await admin.call("GET", "keys"))["data"] if k["name"] == "gone"]
     assert key["requests"] == 1 and key["prompt_tokens"] > 0 and key["completion_tokens"] > 0
 
 

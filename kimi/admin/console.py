@@ -4,6 +4,7 @@ keys it made, the traffic record, the login sessions, and the store queries it n
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from .accounts import ConsoleAccounts
 from .keys import ApiKeys
 from .session import Sessions
 from .traffic import TrafficLog
+
+log = logging.getLogger("kimi.admin")
 
 FOLD_SLICE = 500            # records folded between two turns of the event loop
 CONSOLE = web.AppKey("console", object)     # Console, when [admin] key is set
@@ -34,7 +37,14 @@ class Console:
 
     async def fold(self) -> None:
         """Bring the charts and per-key totals up to date (and the stored key counters), a
-        slice at a time with the event loop free in between."""
+        slice at a time with the event loop free in between. Answers cut short are counted
+        first, in a thread."""
+        for trace in self.traffic.uncounted():
+            count, trace.count_later = trace.count_later, None
+            try:
+                await asyncio.to_thread(count)
+            except Exception:
+                log.exception("counting an answer cut short failed")
         while True:
             deltas, more = self.traffic.fold(FOLD_SLICE)
             await self.keys.add_usage(deltas)

@@ -118,6 +118,16 @@ class TrafficLog:
             del self.minutes[minute]
         return deltas, more
 
+    def uncounted(self) -> list[Trace]:
+        """Requests not folded yet whose answer still needs counting (cut short)."""
+        out = []
+        for end, trace in reversed(self._ring):
+            if end <= self._folded:
+                break
+            if trace.count_later is not None:
+                out.append(trace)
+        return out
+
     def rows(self, match=None, limit: int = 200, dress=lambda row: row) -> list[dict]:
         """The newest requests first, as the console lists them (`dress` names the key)."""
         out = []

@@ -85,6 +85,9 @@ class Trace:
     api_key: str | None = None      # the caller's API key id (an index or ak_...), never the key
     prompt_tokens: int | None = None        # estimates, when the answer's usage was counted
     completion_tokens: int | None = None
+    # An answer cut short (client gone, upstream error) that still needs counting: a callable
+    # that fills in the two counts above, run later off the request path (the console's fold).
+    count_later: object = None
 
     def record_error(self, e: Exception) -> None:
         self.error_class, self.error_code = type(e).__name__, getattr(e, "code", None)

@@ -158,7 +158,9 @@ class _Run:
                     yield usage
         finally:
             if prompt is not None:
-                prompt.cancel()         # a turn that ended early: the count is not needed
+                prompt.cancel()         # a turn that ended early: the count is not needed now
+            if count and turn.trace.prompt_tokens is None and (self.texts or self.calls):
+                turn.trace.count_later = self._count_later
 
     async def _read(self, source) -> AsyncIterator:
         """Shaped events of one upstream answer, until it ends, the shaper cuts it or the
@@ -255,6 +257,14 @@ class _Run:
         if self.calls and final and type(final[-1]) is Finish:
             final[-1] = Finish(FinishReason.TOOL_CALLS)
         return out + self._shaped(final)
+
+    def _count_later(self) -> None:
+        """The usage of an answer cut short, into the trace (blocking: run in a thread)."""
+        answer = "".join(self.texts) + "".join(render_call(c) for c in self.calls)
+        counted = self.counter.usage(prompt_texts(self.turn.req), answer, "".join(self.thoughts))
+        trace = self.turn.trace
+        trace.prompt_tokens = counted["prompt_tokens"]
+        trace.completion_tokens = counted["completion_tokens"]
 
     async def _usage(self, prompt: int) -> Usage:
         answer = "".join(self.texts) + "".join(render_call(c) for c in self.calls)
