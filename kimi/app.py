@@ -45,7 +45,7 @@ from .upstream.files import FileUploader
 from .usage import load_counter
 from .web.home import home
 from .web.budget import BodyBudget
-from .web.connections import handler_args
+from .web.connections import handler_args, use_json_errors
 from .web.cors import add_cors_headers, preflight
 from .web.keys import (API_KEYS, BODY_BUDGET, CATALOGUE, CONFIG, PROBES, RESPONSES, SERVICE,
                        STARTED_AT, TOKEN_CHECKS, TOKEN_COUNTER)
@@ -58,6 +58,7 @@ log = logging.getLogger("kimi.app")
 
 
 def create_app(config: Config) -> web.Application:
+    use_json_errors()       # requests aiohttp's parser refuses get a JSON error too
     app = web.Application(middlewares=[preflight, errors_and_logs],
                           handler_args=handler_args(config.server.idle_connection_seconds),
                           client_max_size=config.server.max_body_mb * 1024 * 1024)

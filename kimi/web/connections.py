@@ -8,9 +8,9 @@
   a header holding a key or a token, so neither the answer nor the log repeats it.
 
 aiohttp answers such requests itself, before any middleware, with a plain-text body, and has
-no public hook for it (aio-libs/aiohttp#3287): `handler_args()` puts a subclass of its request
-handler in its place, which changes the answer only for servers built with `handler_args()`
-below (the gateway's), not for other aiohttp servers in the process.
+no public hook for it (aio-libs/aiohttp#3287): `use_json_errors()` puts a subclass of its
+request handler in its place, which changes the answer only for servers built with
+`handler_args()` below (the gateway's), not for other aiohttp servers in the process.
 """
 
 from __future__ import annotations
@@ -70,8 +70,12 @@ class _JsonErrorHandler(RequestHandler):
         return resp
 
 
-def handler_args(idle_seconds: float) -> dict:
-    """Keyword arguments for aiohttp's request handler (web.Application(handler_args=...));
-    aiohttp's servers make their connections' handlers with `_JsonErrorHandler` from now on."""
+def use_json_errors() -> None:
+    """aiohttp's servers make their connections' handlers with `_JsonErrorHandler` from now
+    on; it answers in JSON only for servers made with `handler_args` (the gateway's)."""
     web_server.RequestHandler = _JsonErrorHandler
+
+
+def handler_args(idle_seconds: float) -> dict:
+    """Keyword arguments for aiohttp's request handler (web.Application(handler_args=...))."""
     return {"keepalive_timeout": idle_seconds, "logger": ParserErrorLog()}
