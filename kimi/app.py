@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 
 from aiohttp import web
@@ -122,8 +123,8 @@ async def _services(app: web.Application):
     for account in pool.accounts:
         await tokens.restore(account)
     managed = await _console(app, state.console, pool, tokens, client)
-    if state.shared_leases:
-        pool.spread()
+    if state.shared_leases:     # every account is in: this replica's own order
+        pool.spread(random.SystemRandom())
     loop = asyncio.get_running_loop()
     # Once per cluster: the replica that claims the round runs it (always, in one process).
     background = [loop.create_task(client.warm_up()),

@@ -11,7 +11,6 @@ found dead) is published there, so every replica sees it. Everything else is the
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 
 from ..errors import GatewayError, RateLimited
@@ -26,10 +25,6 @@ class LeasedPool:
         self._pool = pool
         self.leases = leases
         self._held: dict[str, list] = {}
-
-    def spread(self) -> None:
-        """Once every account is in (config and console): this replica's own order."""
-        self._pool.spread(random.SystemRandom())
 
     def __getattr__(self, name):
         return getattr(self._pool, name)
