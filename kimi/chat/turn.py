@@ -258,17 +258,20 @@ class _Run:
             final[-1] = Finish(FinishReason.TOOL_CALLS)
         return out + self._shaped(final)
 
+    def _answer(self) -> tuple[str, str]:
+        """(what the answer's usage counts as its text, its reasoning)."""
+        return ("".join(self.texts) + "".join(render_call(c) for c in self.calls),
+                "".join(self.thoughts))
+
     def _count_later(self) -> None:
         """The usage of an answer cut short, into the trace (blocking: run in a thread)."""
-        answer = "".join(self.texts) + "".join(render_call(c) for c in self.calls)
-        counted = self.counter.usage(prompt_texts(self.turn.req), answer, "".join(self.thoughts))
+        counted = self.counter.usage(prompt_texts(self.turn.req), *self._answer())
         trace = self.turn.trace
         trace.prompt_tokens = counted["prompt_tokens"]
         trace.completion_tokens = counted["completion_tokens"]
 
     async def _usage(self, prompt: int) -> Usage:
-        answer = "".join(self.texts) + "".join(render_call(c) for c in self.calls)
-        reasoning = "".join(self.thoughts)
+        answer, reasoning = self._answer()
         args = ((), answer, reasoning, prompt)
         counted = self.counter.usage(*args) if len(answer) + len(reasoning) <= \
             COUNT_INLINE_CHARS else await asyncio.to_thread(self.counter.usage, *args)
