@@ -177,20 +177,9 @@ class MessageStreamEncoder:
         server_use, result = search_blocks(self.id, self.search_query,
                                            list(self.sources.values()))
         self.search_query = None
-        query = server_use["input"]
-        out = b""
-        for block in ({**server_use, "input": {}}, result):
-            self.index += 1
-            out += record("content_block_start", {"type": "content_block_start",
-                                                  "index": self.index, "content_block": block})
-            if block["type"] == "server_tool_use":
-                out += record("content_block_delta", {
-                    "type": "content_block_delta", "index": self.index,
-                    "delta": {"type": "input_json_delta",
-                              "partial_json": orjson.dumps(query).decode()}})
-            out += record("content_block_stop", {"type": "content_block_stop",
-                                                 "index": self.index})
-        return out
+        out = self._open("server_tool_use", {**server_use, "input": {}})
+        out += self._input_delta(server_use["input"])
+        return out + self._open("web_search_tool_result", result) + self._close()
 
     def _citation(self, c: Citation) -> bytes:
         self.sources.setdefault(c.url, c)
@@ -207,11 +196,13 @@ class MessageStreamEncoder:
     def _tool_use(self, call: ToolCall) -> bytes:
         out = self._open("tool_use", {"type": "tool_use", "id": call.id, "name": call.name,
                                       "input": {}})
-        out += record("content_block_delta", {
+        return out + self._input_delta(tool_input(call)) + self._close()
+
+    def _input_delta(self, value: dict) -> bytes:
+        """A tool block's whole input, in one delta (its start said `input: {}`)."""
+        return record("content_block_delta", {
             "type": "content_block_delta", "index": self.index,
-            "delta": {"type": "input_json_delta",
-                      "partial_json": orjson.dumps(tool_input(call)).decode()}})
-        return out + self._close()
+            "delta": {"type": "input_json_delta", "partial_json": orjson.dumps(value).decode()}})
 
     def _end(self, input_tokens: int, output_tokens: int) -> bytes:
         finish = self.finish or Finish()
