@@ -289,8 +289,7 @@ class PgResponseRepo:
                                    scope, rid, time.time())
         if row is None:
             return None
-        return StoredResponse(row[0], row[1], orjson.loads(row[2]), orjson.loads(row[3]),
-                              row[4], row[5])
+        return StoredResponse.of_row(row)
 
     async def put(self, r: StoredResponse) -> None:
         await self.store.run(

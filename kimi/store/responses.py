@@ -24,6 +24,11 @@ class StoredResponse:
     created_at: float
     expires_at: float
 
+    @classmethod
+    def of_row(cls, row) -> StoredResponse:
+        """From a row of the responses table (SQLite or PostgreSQL), JSON columns parsed."""
+        return cls(row[0], row[1], orjson.loads(row[2]), orjson.loads(row[3]), row[4], row[5])
+
 
 class ResponseRepo:
     def __init__(self, store: Store):
@@ -35,8 +40,7 @@ class ResponseRepo:
             (scope, rid, time.time()))
         if row is None:
             return None
-        return StoredResponse(row[0], row[1], orjson.loads(row[2]), orjson.loads(row[3]),
-                              row[4], row[5])
+        return StoredResponse.of_row(row)
 
     async def put(self, r: StoredResponse) -> None:
         await self.store.execute(
