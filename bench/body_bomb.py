@@ -29,8 +29,7 @@ import aiohttp
 from backports import zstd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.files_rss import MB, free_port, memory, start, wait_up  # noqa: E402
-from kimi.emulator import mint_access_token  # noqa: E402
+from bench.files_rss import MB, memory, start_gateway, wait_up  # noqa: E402
 
 LIMIT_MB = 8
 PIECE = 8 * MB
@@ -54,13 +53,7 @@ def compressed(encoding: str, prefix: bytes, zeros: int) -> bytes:
 async def one(name: str, encoding: str | None, body: bytes, tmp: str, copies: int = 1,
               server: str = f"max_body_mb = {LIMIT_MB}") -> dict:
     """Sends `copies` of `body` at once to a fresh gateway with the `server` settings."""
-    port = free_port()
-    config = Path(tmp) / f"{name}.toml"
-    config.write_text(f'[server]\nport = {port}\nlog_level = "warning"\n{server}\n'
-                      f'[kimi]\nbase_url = "http://127.0.0.1:9"\nauth_url = "http://127.0.0.1:9"\n'
-                      f'tokens = ["{mint_access_token("bench")}"]\n'
-                      f'[store]\npath = "{tmp}/{name}.sqlite3"\n')
-    gw = start(["gateway.py", "-c", str(config)])
+    port, gw = start_gateway(name, tmp, "http://127.0.0.1:9", server)
     try:
         await wait_up(f"http://127.0.0.1:{port}/ping", gw)
         before = memory(gw.pid)

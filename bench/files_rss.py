@@ -69,15 +69,22 @@ def start(args: list[str], env: dict | None = None) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-async def run_scenario(name: str, body: bytes, emu_url: str, tmp: str, size: int) -> dict:
+def start_gateway(name: str, tmp: str, upstream: str, server: str = "",
+                  extra: str = "") -> tuple[int, subprocess.Popen]:
+    """A gateway process with its own config in `tmp` (`server`: more [server] lines;
+    `extra`: more sections); its port and process."""
     port = free_port()
     config = Path(tmp) / f"{name}.toml"
-    config.write_text(f'[server]\nport = {port}\nlog_level = "warning"\n'
-                      f'[kimi]\nbase_url = "{emu_url}"\nauth_url = "{emu_url}"\n'
+    config.write_text(f'[server]\nport = {port}\nlog_level = "warning"\n{server}\n'
+                      f'[kimi]\nbase_url = "{upstream}"\nauth_url = "{upstream}"\n'
                       f'tokens = ["{mint_access_token("bench")}"]\n'
-                      f'[store]\npath = "{tmp}/{name}.sqlite3"\n'
-                      f'[files]\nallow_hosts = ["127.0.0.1"]\nmax_mb = {size // MB + 10}\n')
-    gw = start(["gateway.py", "-c", str(config)])
+                      f'[store]\npath = "{tmp}/{name}.sqlite3"\n{extra}')
+    return port, start(["gateway.py", "-c", str(config)])
+
+
+async def run_scenario(name: str, body: bytes, emu_url: str, tmp: str, size: int) -> dict:
+    port, gw = start_gateway(name, tmp, emu_url, extra=f'[files]\nallow_hosts = ["127.0.0.1"]\n'
+                                                    f'max_mb = {size // MB + 10}\n')
     try:
         await wait_up(f"http://127.0.0.1:{port}/ping", gw)
         before = memory(gw.pid)
